@@ -1,0 +1,128 @@
+"""Loading released checkpoints into effvit_mm backbones, loudly.
+
+``load_pretrained`` reads a file with torch's ``weights_only`` protection (mmengine's loader; the
+harmless classes that mmengine checkpoints hold are allow-listed in :mod:`effvit_mm.runtime`), finds
+the state dict (``state_dict`` / ``model`` / ``module``, an optional ``module.`` prefix, a detector's
+``backbone.`` prefix), renames keys with the family's adapter and loads it. A checkpoint that matches
+none of the backbone's parameters, misses any of them (other than layers that only the
+dense-prediction model has), or has a parameter of the wrong shape raises ``CheckpointMismatchError``.
+
+Key adapters are pure functions ``state_dict -> state_dict`` that are safe to run twice.
+"""
+import os.path as osp
+import re
+
+import torch
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import CheckpointLoader
+
+__all__ = ['CheckpointMismatchError', 'extract_state_dict', 'load_pretrained', 'shvit_from_timm']
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's keys or shapes do not fit the model it is loaded into."""
+
+
+def _summarise(keys, limit=8):
+    keys = sorted(keys)
+    more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+def extract_state_dict(checkpoint, prefix=None):
+    """Return the parameter dict held by a loaded checkpoint.
+
+    Unwraps ``state_dict`` / ``model`` / ``module`` containers, strips a ``module.`` prefix, and
+    keeps only the keys under ``prefix`` (e.g. ``'backbone.'``), with the prefix removed.
+    """
+    state_dict = checkpoint
+    for container in ('state_dict', 'model', 'module'):
+        if isinstance(state_dict, dict) and isinstance(state_dict.get(container), dict):
+            state_dict = state_dict[container]
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointMismatchError('no state dict of tensors found in the checkpoint (looked at the '
+                                      "top level and under 'state_dict', 'model', 'module')")
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()}
+    if prefix:
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return state_dict
+
+
+def _rename(state_dict, rules):
+    """Apply ``(regex, replacement)`` rules in order to every key."""
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def shvit_from_timm(state_dict):
+    """timm 1.0 ``shvit_*`` names -> the SHViT authors' names (``patch_embed``, ``blocks1..3``).
+
+    timm splits each stage into ``downsample`` (5 modules) + ``blocks``; the authors keep the
+    downsample as the first three entries of ``blocks2`` / ``blocks3``. Authors' keys pass unchanged.
+    """
+    def stage_key(m):
+        stage, part, idx, rest = int(m[1]), m[2], int(m[3]), m[4]
+        if part == 'blocks':
+            return f'blocks{stage + 1}.{idx + (3 if stage > 0 else 0)}.{rest}'
+        # downsample: 0,1 -> .0.{0,1}; 2 -> .1 (patch merging); 3,4 -> .2.{0,1}
+        where = {0: '0.0', 1: '0.1', 2: '1', 3: '2.0', 4: '2.1'}[idx]
+        return f'blocks{stage + 1}.{where}.{rest}'
+
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^stem\.', 'patch_embed.', key)
+        key = re.sub(r'^stages\.(\d+)\.(blocks|downsample)\.(\d+)\.(.*)$', stage_key, key)
+        out[key] = value
+    return out
+
+
+def load_pretrained(model, filename, adapter=None, prefix=None, optional=(), logger='current'):
+    """Load ``filename`` into ``model`` strictly (see module docstring); returns the ignored keys.
+
+    Args:
+        adapter (callable, optional): maps the file's key names to the model's.
+        prefix (str, optional): take only keys under this prefix. By default, a detector/segmentor
+            checkpoint whose keys start with ``backbone.`` is recognised and its backbone taken.
+        optional (tuple[str]): prefixes of model keys that may be missing from the file (layers that
+            exist only in the dense-prediction model, e.g. output norms).
+    """
+    if '://' not in str(filename) and not osp.isfile(filename):
+        raise FileNotFoundError(f'pretrained checkpoint {filename} not found: put the released file '
+                                'there, or set init_cfg=None to train from scratch')
+    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu', logger=logger)
+    state_dict = extract_state_dict(checkpoint, prefix)
+    target = model.state_dict()
+    if prefix is None and not set(state_dict) & set(target) and any(k.startswith('backbone.') for k in state_dict):
+        state_dict = extract_state_dict(state_dict, 'backbone.')
+    if adapter is not None:
+        state_dict = adapter(state_dict)
+
+    name = type(model).__name__
+    matched = {k: v for k, v in state_dict.items() if k in target}
+    if not matched:
+        raise CheckpointMismatchError(
+            f'{filename} matches none of the {len(target)} parameters of {name} (its first keys: '
+            f'{_summarise(state_dict, 5)}). Is it a checkpoint of another model family or arch?')
+    for key, value in matched.items():  # 1x1 conv weights stored as linear weights in some releases
+        if value.dim() == 2 and target[key].shape == value.shape + (1, 1):
+            matched[key] = value[:, :, None, None]
+    wrong = [f'{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}'
+             for k, v in matched.items() if v.shape != target[k].shape]
+    if wrong:
+        raise CheckpointMismatchError(f'{filename}: {len(wrong)} parameters of {name} have another '
+                                      f'shape (wrong arch?): {_summarise(wrong, 4)}')
+    missing = [k for k in target if k not in matched and not k.endswith('num_batches_tracked')
+               and not k.startswith(tuple(optional))]
+    if missing:
+        raise CheckpointMismatchError(f'{filename} misses {len(missing)} parameters of {name}: '
+                                      f'{_summarise(missing)}. Is it the right arch?')
+    model.load_state_dict(matched, strict=False)
+    ignored = sorted(set(state_dict) - set(matched))
+    print_log(f'Loaded {len(matched)} tensors of {name} from {filename}'
+              + (f'; ignored {len(ignored)} not in the backbone: {_summarise(ignored, 4)}' if ignored else ''),
+              logger=logger)
+    return ignored

@@ -1,0 +1,74 @@
+"""Behaviour shared by the effvit_mm backbones: stage freezing, ``norm_eval``, activation
+checkpointing and strict loading of the authors' checkpoints through ``init_cfg``."""
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...checkpoint import load_pretrained
+
+
+class EfficientBackbone(BaseModule):
+    """Base class. Subclasses build ``self.stem`` and ``self.stages`` (a list of modules in stage
+    order, each an iterable of blocks) and may set:
+
+    - ``convert_state_dict``: a key adapter for foreign checkpoints (timm);
+    - ``dense_only_keys``: prefixes of layers no classification checkpoint has.
+    """
+    convert_state_dict = None
+    dense_only_keys = ()
+
+    def __init__(self, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    def _check_indices(self, out_indices, frozen_stages, num_stages):
+        out_indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)
+        bad = [i for i in out_indices if not -num_stages <= i < num_stages]
+        if not out_indices or bad:
+            raise ValueError(f'{type(self).__name__}: out_indices {out_indices} must be a non-empty '
+                             f'list of stage indices in [0, {num_stages - 1}]')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'{type(self).__name__}: frozen_stages={frozen_stages} must be in '
+                             f'[-1, {num_stages}] (-1: none, 0: stem, i: stem and stages 1..i)')
+        return tuple(sorted(i % num_stages for i in out_indices))
+
+    def frozen_modules(self):
+        """The stem and the first ``frozen_stages`` stages (override to add e.g. output norms)."""
+        if self.frozen_stages < 0:
+            return []
+        return [self.stem] + list(self.stages[:self.frozen_stages])
+
+    def _freeze_stages(self):
+        for module in self.frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def run_blocks(self, blocks, x):
+        """Run a stage's blocks, with activation checkpointing when ``with_cp`` and training."""
+        for block in blocks:
+            if self.with_cp and self.training and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_pretrained(self, cfg['checkpoint'], adapter=self.convert_state_dict,
+                            prefix=cfg.get('prefix'), optional=self.dense_only_keys)
+            self._is_init = True
+        else:
+            super().init_weights()

@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+
+def read_version():
+    with open('effvit_mm/version.py') as f:
+        scope = {}
+        exec(f.read(), scope)
+        return scope['__version__']
+
+
+setup(
+    name='effvit_mm',
+    version=read_version(),
+    description='SHViT, SwiftFormer and LITv2 backbones for the OpenMMLab stack '
+    '(mmdet, mmseg, mmpretrain)',
+    packages=find_packages(include=['effvit_mm', 'effvit_mm.*']),
+    python_requires='>=3.10',
+    # mmcv 2.1.0 must be built from source with its ops: tools/install.sh does it.
+    install_requires=[
+        'torch>=2.1', 'torchvision', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
+        'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
+        'pycocotools', 'setuptools<81',
+    ],
+    extras_require={'tests': ['pytest>=8']},
+)

@@ -1,0 +1,108 @@
+"""The SHViT-S4 detection configs: build, load the authors' mmdet 2.25 detectors, train and test on
+the generated COCO-format set (one iteration each, small images)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner, load_checkpoint
+
+from effvit_mm.datasets import CLASSES, make_coco
+from test_models.test_efficientvit_fpn import AUTHORS_KEYS
+
+ROOT = Path(__file__).parents[1]
+CONFIGS = {'mask_rcnn': ROOT / 'configs/mask_rcnn_shvit_s4_coco.py',
+           'retinanet': ROOT / 'configs/retinanet_shvit_s4_coco.py'}
+
+
+def small_config(kind, data_root, work_dir, scale=(160, 128)):
+    """The real config, pointed at the generated data, 1 epoch of 1 iteration, from scratch."""
+    cfg = Config.fromfile(CONFIGS[kind])
+    cfg.model.backbone.init_cfg = None
+    heads = [cfg.model.roi_head.bbox_head, cfg.model.roi_head.mask_head] if kind == 'mask_rcnn' \
+        else [cfg.model.bbox_head]
+    for head in heads:
+        head.num_classes = len(CLASSES)
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']
+        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+        name = 'train' if split == 'train' else 'val'
+        loader.dataset.update(data_root=str(data_root), metainfo=dict(classes=CLASSES),
+                              ann_file=f'annotations/instances_{name}2017.json',
+                              data_prefix=dict(img=f'{name}2017/'))
+        for step in loader.dataset.pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = scale
+    for split in ('val', 'test'):
+        cfg[f'{split}_evaluator'].ann_file = f'{data_root}/annotations/instances_val2017.json'
+    cfg.train_cfg.update(max_epochs=1, val_interval=1)
+    cfg.work_dir = str(work_dir)
+    cfg.default_hooks.logger.interval = 1
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coco')
+    make_coco(root, num_train=2, num_val=2, img_size=(160, 128), seed=0)
+    return root
+
+
+@pytest.mark.parametrize('kind', ['mask_rcnn', 'retinanet'])
+def test_one_train_and_test_iteration(kind, coco, tmp_path):
+    runner = Runner.from_cfg(small_config(kind, coco, tmp_path))
+    runner.train()
+    metrics = runner.test()
+    assert runner.iter == 1
+    assert 'coco/bbox_mAP' in metrics and (kind != 'mask_rcnn' or 'coco/segm_mAP' in metrics)
+
+
+@pytest.mark.parametrize('kind', ['mask_rcnn', 'retinanet'])
+def test_authors_detector_checkpoint_loads(kind, tmp_path):
+    """A file with the key names of the authors' released detectors (mmdet 2.25: backbone names of
+    their SHViT, their neck names, mmdet's head names) loads with no missing or unexpected key."""
+    cfg = Config.fromfile(CONFIGS[kind])
+    cfg.model.backbone.init_cfg = None
+    from mmdet.registry import MODELS
+    model = MODELS.build(cfg.model)
+    official = json.loads((ROOT / 'tests/data/shvit_official_keys.json').read_text())['s4']
+    keys = [f'backbone.{k}' for k in official if not k.startswith('head')]
+    keys += [f'neck.{k}' for k in AUTHORS_KEYS[kind]]
+    keys += [k for k in model.state_dict() if k.split('.')[0] not in ('backbone', 'neck')]
+    own = model.state_dict()
+    state = {k: torch.randn(own[k].shape) if own[k].is_floating_point() else own[k] for k in keys}
+    path = tmp_path / 'authors_detector.pth'
+    torch.save({'meta': {'mmdet_version': '2.25.0', 'CLASSES': ('person',), 'epoch': 12},
+                'state_dict': state}, path)
+    load_checkpoint(model, str(path), strict=True)  # raises on any missing / unexpected key
+    assert torch.equal(model.state_dict()['neck.extra_trans_convs.0.conv.weight'],
+                       state['neck.extra_trans_convs.0.conv.weight'])
+
+
+def test_odd_input_sizes_through_the_detector():
+    """Images of any size (here 131x97, no padding to a multiple of 64) go through the detector."""
+    cfg = Config.fromfile(CONFIGS['mask_rcnn'])
+    cfg.model.backbone.init_cfg = None
+    cfg.model.data_preprocessor.pad_size_divisor = 1
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    from mmdet.structures.mask import BitmapMasks
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    sample = DetDataSample(metainfo=dict(img_shape=(97, 131), ori_shape=(97, 131), pad_shape=(97, 131),
+                                         scale_factor=(1.0, 1.0), batch_input_shape=(97, 131)))
+    mask = torch.zeros(1, 97, 131, dtype=torch.uint8)
+    mask[0, 20:60, 30:90] = 1
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[30., 20., 90., 60.]]),
+                                       labels=torch.tensor([0]), masks=BitmapMasks(mask.numpy(), 97, 131))
+    data = dict(inputs=[torch.randint(0, 255, (3, 97, 131), dtype=torch.uint8)], data_samples=[sample])
+    model.train()
+    losses = model.loss(**model.data_preprocessor(data, True))
+    assert all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k for v in
+               (v if isinstance(v, list) else [v]))
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(**model.data_preprocessor(data, False))
+    assert out[0].pred_instances.bboxes.shape[1] == 4
