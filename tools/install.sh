@@ -85,5 +85,5 @@ else
 fi
 
 # effvit_mm itself, editable, pointing at this checkout (cheap: no dependency resolution).
-"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+out=$("${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT" 2>&1) || { echo "$out" >&2; exit 1; }
 echo "$PY"

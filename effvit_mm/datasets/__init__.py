@@ -1,0 +1,4 @@
+"""Generators of small data sets in the formats mmdet / mmseg / mmpretrain read."""
+from .synthetic_coco import CLASSES, make_coco
+
+__all__ = ['CLASSES', 'make_coco']

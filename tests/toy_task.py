@@ -1,0 +1,71 @@
+"""A tiny regression task registered into mmengine's root registries, for testing the tools
+(resume, distributed launch, test loop) in seconds."""
+import torch
+import torch.nn as nn
+from mmengine.dataset import BaseDataset
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, METRICS, MODELS
+
+
+@DATASETS.register_module()
+class ToyRegression(BaseDataset):
+    """64 fixed samples (x in R^4, y = x @ w)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(serialize_data=False, **kwargs)
+
+    def load_data_list(self):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 4, generator=g)
+        y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+        return [dict(inputs=x[i], target=y[i]) for i in range(64)]
+
+
+@MODELS.register_module()
+class ToyRegressor(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, inputs, target, mode='tensor', **meta):
+        pred = self.linear(self.bn(inputs)).squeeze(1)
+        if mode == 'loss':
+            return dict(loss=((pred - target) ** 2).mean())
+        return [dict(pred=p, target=t) for p, t in zip(pred, target)]
+
+
+@METRICS.register_module()
+class ToyMSE(BaseMetric):
+    def process(self, data_batch, data_samples):
+        self.results += [float((s['pred'] - s['target']) ** 2) for s in data_samples]
+
+    def compute_metrics(self, results):
+        return dict(mse=sum(results) / len(results))
+
+
+def write_config(path, work_dir, max_iters=12, interval=4):
+    """A config for the toy task, with SGD and an iteration-based loop."""
+    loader = (f"dict(batch_size=8, num_workers=0, dataset=dict(type='ToyRegression'), "
+              f"sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'))")
+    path.write_text(f"""
+custom_imports = dict(imports=['toy_task'], allow_failed_imports=False)
+model = dict(type='ToyRegressor')
+work_dir = {str(work_dir)!r}
+train_dataloader = {loader}
+val_dataloader = {loader}
+test_dataloader = {loader}
+val_evaluator = dict(type='ToyMSE')
+test_evaluator = val_evaluator
+train_cfg = dict(by_epoch=False, max_iters={max_iters}, val_interval={max_iters})
+val_cfg = dict()
+test_cfg = dict()
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+param_scheduler = [dict(type='MultiStepLR', by_epoch=False, milestones=[6], gamma=0.5)]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={interval}),
+                     logger=dict(type='LoggerHook', interval=1))
+randomness = dict(seed=0)
+log_processor = dict(by_epoch=False)
+""")
+    return path

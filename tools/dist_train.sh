@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# tools/dist_train.sh CONFIG NUM_PROCS [train.py args]: one process per GPU (NCCL), or per rank on CPU (gloo).
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+DIR=$(dirname "$0")
+PYTHONPATH="$DIR/..":${PYTHONPATH:-} exec ${PYTHON:-python} -m torch.distributed.run \
+    --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR --nproc_per_node=$GPUS --master_port=$PORT \
+    "$DIR/train.py" "$CONFIG" --launcher pytorch "${@:3}"

@@ -1,0 +1,59 @@
+"""Evaluate a checkpoint with an mmdet, mmseg or mmpretrain config (the config's default_scope decides).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--show] [--show-dir DIR]
+                                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from effvit_mm.runtime import check_data_roots, enable_visualization, setup_cpu_distributed
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='config file')
+    p.add_argument('checkpoint', help='checkpoint file (ours or an authors\' release)')
+    p.add_argument('--work-dir', help='where the evaluation log goes (default work_dirs/<config name>)')
+    p.add_argument('--out', help='dump the predictions to this pickle file')
+    p.add_argument('--show', action='store_true', help='show the predictions in a window')
+    p.add_argument('--show-dir', help='draw the predictions into this directory (inside the work dir)')
+    p.add_argument('--wait-time', type=float, default=2, help='seconds between shown images')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    for path in (args.config, args.checkpoint):
+        if '://' not in path and not osp.isfile(path):
+            raise SystemExit(f'{path} not found')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
+    if args.out:
+        cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(cfg.test_evaluator, (list, tuple)) \
+            else [cfg.test_evaluator]
+        cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+    check_data_roots(cfg, ['test'])
+    setup_cpu_distributed(cfg, args.launcher)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
