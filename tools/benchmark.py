@@ -2,8 +2,9 @@
 
     python tools/benchmark.py shvit:s1 shvit:s4 --batch 16 --threads 2 --repeats 7
 
-Each model is timed in every mode on the same input: warm-up batches, then ``--repeats`` timed
-batches; the table gives the median images/s and the deploy/eval ratio, and is written as JSON.
+Each model is timed in every mode on the same input: warm-up batches, then ``--repeats`` rounds
+in which every mode times one batch (interleaved, so that machine noise hits all modes alike); the
+table gives the median images/s and the deploy/eval ratio, and is written as JSON.
 Input size defaults to the paper resolution of the variant (SHViT-S4: 256, others 224).
 """
 import argparse
@@ -18,7 +19,6 @@ from mmengine import mkdir_or_exist
 from mmengine.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
-from effvit_mm.models.layers import switch_to_deploy
 
 FAMILIES = {'shvit': 'SHViT'}
 PAPER_RES = {'shvit:s4': 256}
@@ -46,18 +46,21 @@ def build(spec):
 
 
 @torch.no_grad()
-def images_per_second(model, x, warmup, repeats):
+def images_per_second(models, x, warmup, repeats):
+    """Median images/s of each model in ``models`` (a dict), timed in interleaved rounds."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    times = []
+    for model in models.values():
+        for _ in range(warmup):
+            model(x)
+    times = {name: [] for name in models}
     for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        model(x)
-        sync()
-        times.append(time.perf_counter() - start)
-    return x.shape[0] / statistics.median(times)
+        for name, model in models.items():
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: x.shape[0] / statistics.median(t) for name, t in times.items()}
 
 
 def main():
@@ -69,10 +72,11 @@ def main():
         res = args.res or PAPER_RES.get(spec, 224)
         x = torch.randn(args.batch, 3, res, res, device=args.device)
         eval_model = build(spec).to(args.device)
-        models = {'eval': eval_model, 'deploy': switch_to_deploy(copy.deepcopy(eval_model))}
+        builders = {'eval': lambda: eval_model, 'deploy': lambda: copy.deepcopy(eval_model).switch_to_deploy()}
+        models = {mode: builders[mode]() for mode in args.modes}
         row = dict(model=spec, res=res, batch=args.batch, device=args.device, threads=torch.get_num_threads())
-        for mode in args.modes:
-            row[f'{mode}_img_s'] = round(images_per_second(models[mode], x, args.warmup, args.repeats), 2)
+        for mode, speed in images_per_second(models, x, args.warmup, args.repeats).items():
+            row[f'{mode}_img_s'] = round(speed, 2)
         if {'eval', 'deploy'} <= set(args.modes):
             row['deploy_vs_eval'] = round(row['deploy_img_s'] / row['eval_img_s'], 3)
         rows.append(row)

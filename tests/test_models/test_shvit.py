@@ -9,7 +9,6 @@ from mmengine.analysis import FlopAnalyzer
 
 from effvit_mm.checkpoint import CheckpointMismatchError, shvit_from_timm
 from effvit_mm.models import SHViT
-from effvit_mm.models.layers import switch_to_deploy
 
 DATA = Path(__file__).parents[1] / 'data'
 ARCHS = ['s1', 's2', 's3', 's4']
@@ -149,7 +148,7 @@ def test_switch_to_deploy_same_outputs_and_odd_sizes():
     x = torch.randn(2, 3, 131, 97)
     with torch.no_grad():
         expected = model(x)
-        fused = switch_to_deploy(model)
+        fused = model.switch_to_deploy()
         got = fused(x)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
     assert [tuple(e.shape) for e in expected] == [(2, 128, 9, 7), (2, 224, 5, 4), (2, 320, 3, 2)]

@@ -5,6 +5,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...checkpoint import load_pretrained
+from ..layers import switch_to_deploy
 
 
 class EfficientBackbone(BaseModule):
@@ -63,6 +64,10 @@ class EfficientBackbone(BaseModule):
             else:
                 x = block(x)
         return x
+
+    def switch_to_deploy(self):
+        """Fold Conv-BN pairs (and residual identities) into plain convs, in place; eval only."""
+        return switch_to_deploy(self)
 
     def init_weights(self):
         cfg = self.init_cfg
