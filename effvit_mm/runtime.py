@@ -8,7 +8,10 @@ import os.path as osp
 import numpy as np
 import torch
 import torch.distributed as dist
+from mmengine.config import Config
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def _reduce_history_buffer(buffer):
@@ -34,6 +37,32 @@ def register_safe_globals():
         np.ndarray, np.dtype, *dtype_classes,
         np._core.multiarray._reconstruct, np._core.multiarray.scalar,
     ])
+
+
+def load_config(path, work_dir=None, cfg_options=None, launcher='none'):
+    """Read a config the way the tools do: ``--cfg-options`` merged, the launcher set, and the work
+    dir from the command line, the config, or ``work_dirs/<config name>``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config {path} not found')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def run(cfg, mode):
+    """Build the config's runner (``runner_type``, default mmengine's), set up for CPU-only
+    launches, and run ``mode`` ('train' or 'test'). The process group is closed at the end: gloo
+    processes that exit with it open can abort ("terminate called without an active exception")."""
+    setup_cpu_distributed(cfg, cfg.launcher)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    try:
+        return getattr(runner, mode)()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def setup_cpu_distributed(cfg, launcher):

@@ -7,11 +7,9 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from effvit_mm.runtime import check_data_roots, enable_visualization, setup_cpu_distributed
+from effvit_mm.runtime import check_data_roots, enable_visualization, load_config, run
 
 
 def parse_args():
@@ -33,15 +31,11 @@ def parse_args():
 
 def main():
     args = parse_args()
-    for path in (args.config, args.checkpoint):
-        if '://' not in path and not osp.isfile(path):
-            raise SystemExit(f'{path} not found')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint} not found')
+    if not os.path.isfile(args.config):
+        raise SystemExit(f'error: config {args.config} not found')
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
@@ -49,10 +43,11 @@ def main():
         cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(cfg.test_evaluator, (list, tuple)) \
             else [cfg.test_evaluator]
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
-    check_data_roots(cfg, ['test'])
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.test()
+    try:
+        check_data_roots(cfg, ['test'])
+    except FileNotFoundError as error:  # one line, not a traceback
+        raise SystemExit(f'error: {error}')
+    run(cfg, 'test')
 
 
 if __name__ == '__main__':

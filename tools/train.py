@@ -5,13 +5,10 @@
 """
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-from effvit_mm.runtime import check_data_roots, setup_cpu_distributed
+from effvit_mm.runtime import check_data_roots, load_config, run
 
 
 def parse_args():
@@ -32,14 +29,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config {args.config} not found')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not os.path.isfile(args.config):
+        raise SystemExit(f'error: config {args.config} not found')
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('--amp: the config already trains with AmpOptimWrapper')
@@ -54,10 +46,11 @@ def main():
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    check_data_roots(cfg, ['train'] + (['val'] if cfg.get('val_cfg') else []))
-    setup_cpu_distributed(cfg, args.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        check_data_roots(cfg, ['train'] + (['val'] if cfg.get('val_cfg') else []))
+    except FileNotFoundError as error:  # one line, not a traceback
+        raise SystemExit(f'error: {error}')
+    run(cfg, 'train')
 
 
 if __name__ == '__main__':

@@ -81,3 +81,10 @@ def test_missing_data_root_is_one_line_error(tmp_path):
         type='CocoDataset', data_root=str(tmp_path / 'coco'))))))
     with pytest.raises(FileNotFoundError, match=r'coco \(train set\) not found.*train_dataloader.dataset.data_root'):
         check_data_roots(cfg, ['train'])
+
+
+def test_train_tool_names_a_missing_data_root(tmp_path):
+    result = subprocess.run([sys.executable, ROOT / 'tools/train.py', ROOT / 'configs/mask_rcnn_shvit_s4_coco.py'],
+                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith('error: data root data/coco/ (train set) not found')
