@@ -105,8 +105,9 @@ def test_odd_input_sizes_through_the_detector():
     model.train()
     batch = model.data_preprocessor(data, True)
     losses = model.loss(batch['inputs'], batch['data_samples'])
-    assert all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k for v in
-               (v if isinstance(v, list) else [v]))
+    for name, value in losses.items():
+        if 'loss' in name:
+            assert all(torch.isfinite(v).all() for v in (value if isinstance(value, list) else [value])), name
     model.eval()
     with torch.no_grad():
         batch = model.data_preprocessor(data, False)
