@@ -17,7 +17,7 @@ setup(
     python_requires='>=3.10',
     # mmcv 2.1.0 must be built from source with its ops: tools/install.sh does it.
     install_requires=[
-        'torch>=2.1', 'torchvision', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
+        'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
         'pycocotools', 'setuptools<81',
     ],

@@ -32,10 +32,11 @@ def register_safe_globals():
     still need ``weights_only=False``. Idempotent."""
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
     dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray  # numpy 2 / 1
     torch.serialization.add_safe_globals([
         HistoryBuffer, collections.Counter,
         np.ndarray, np.dtype, *dtype_classes,
-        np._core.multiarray._reconstruct, np._core.multiarray.scalar,
+        multiarray._reconstruct, multiarray.scalar,
     ])
 
 

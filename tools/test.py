@@ -32,10 +32,11 @@ def parse_args():
 def main():
     args = parse_args()
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint} not found')
-    if not os.path.isfile(args.config):
-        raise SystemExit(f'error: config {args.config} not found')
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+        raise SystemExit(f'error: checkpoint {args.checkpoint} not found')
+    try:
+        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    except FileNotFoundError as error:  # one line, not a traceback
+        raise SystemExit(f'error: {error}')
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
@@ -45,7 +46,7 @@ def main():
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
     try:
         check_data_roots(cfg, ['test'])
-    except FileNotFoundError as error:  # one line, not a traceback
+    except FileNotFoundError as error:
         raise SystemExit(f'error: {error}')
     run(cfg, 'test')
 

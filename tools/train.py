@@ -29,9 +29,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not os.path.isfile(args.config):
-        raise SystemExit(f'error: config {args.config} not found')
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    try:
+        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    except FileNotFoundError as error:  # one line, not a traceback
+        raise SystemExit(f'error: {error}')
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('--amp: the config already trains with AmpOptimWrapper')
@@ -48,7 +49,7 @@ def main():
         cfg.resume, cfg.load_from = True, args.resume
     try:
         check_data_roots(cfg, ['train'] + (['val'] if cfg.get('val_cfg') else []))
-    except FileNotFoundError as error:  # one line, not a traceback
+    except FileNotFoundError as error:
         raise SystemExit(f'error: {error}')
     run(cfg, 'train')
 
