@@ -8,7 +8,7 @@ import os.path as osp
 import numpy as np
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -38,6 +38,14 @@ def register_safe_globals():
         np.ndarray, np.dtype, *dtype_classes,
         multiarray._reconstruct, multiarray.scalar,
     ])
+
+
+def add_common_arguments(parser):
+    """The arguments train.py and test.py share: ``--cfg-options``, ``--launcher``, ``--local-rank``."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
 
 
 def load_config(path, work_dir=None, cfg_options=None, launcher='none'):

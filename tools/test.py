@@ -7,9 +7,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from effvit_mm.runtime import check_data_roots, enable_visualization, load_config, run
+from effvit_mm.runtime import add_common_arguments, check_data_roots, enable_visualization, load_config, run
 
 
 def parse_args():
@@ -21,10 +19,7 @@ def parse_args():
     p.add_argument('--show', action='store_true', help='show the predictions in a window')
     p.add_argument('--show-dir', help='draw the predictions into this directory (inside the work dir)')
     p.add_argument('--wait-time', type=float, default=2, help='seconds between shown images')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
+    args = add_common_arguments(p).parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

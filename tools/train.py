@@ -6,9 +6,7 @@
 import argparse
 import os
 
-from mmengine.config import DictAction
-
-from effvit_mm.runtime import check_data_roots, load_config, run
+from effvit_mm.runtime import add_common_arguments, check_data_roots, load_config, run
 
 
 def parse_args():
@@ -19,10 +17,7 @@ def parse_args():
     p.add_argument('--auto-scale-lr', action='store_true', help='scale the lr to the actual batch size')
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from CKPT, or from the latest checkpoint in the work dir')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args()
+    args = add_common_arguments(p).parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
