@@ -1,64 +1,168 @@
 """What the tools need beyond mmengine on torch 2.14: safe checkpoint loading, CPU distributed
-launches, early checks of data paths, and the per-codebase switches of ``--show-dir``."""
-import collections
-import copyreg
+launches, early checks of config and data paths, and the per-codebase switches of ``--show-dir``,
+``--out`` and ``--amp``."""
+import argparse
 import os
 import os.path as osp
+import pickle
+import subprocess
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.registry import RUNNERS
+from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
+from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 
+# numpy dtype codes of the arrays and scalars a checkpoint may hold: bool, integers, floats,
+# complex numbers, bytes and str (no object dtype).
+_NUMPY_DTYPE_CODES = '?bBhHiIlLqQefdgFDGSU'
 
-def _reduce_history_buffer(buffer):
-    """Pickle a ``HistoryBuffer`` as its constructor arguments (numpy arrays and an int) instead of
-    its ``__dict__``, which also holds the class's statistics functions (``getattr`` references)."""
-    return HistoryBuffer, (buffer._log_history, buffer._count_history, buffer.max_length)
+
+def _history_buffer_method(owner, name):
+    """Stand-in for ``builtins.getattr`` in torch's ``weights_only`` unpickler. mmengine pickles
+    each ``HistoryBuffer`` with its statistics functions, referenced as ``getattr(HistoryBuffer,
+    'mean')``; exactly those four references are resolved, any other ``getattr`` is refused."""
+    if owner is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'refusing getattr({owner!r}, {name!r}) in a checkpoint')
 
 
 def register_safe_globals():
-    """Let torch's ``weights_only`` unpickler (the default of ``torch.load``) read mmengine's own
-    checkpoints, so that ``--resume`` works without switching that protection off.
-
-    Allow-listed: ``HistoryBuffer`` (the message hub's log buffers, rebuilt from arrays), the numpy
-    array / scalar / dtype rebuilders they contain, and ``collections.Counter`` (a dict). None of
-    them can run code, so files that would execute code when unpickled are still refused; the
-    ``getattr`` that plain mmengine pickles for ``HistoryBuffer`` is not allowed, and buffers are
-    pickled from their arrays instead. Checkpoints written by mmengine without effvit_mm imported
-    still need ``weights_only=False``. Idempotent."""
-    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
-    dtype_classes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray  # numpy 2 / 1
+    """Allow-list for torch's ``weights_only`` unpickler (the default of ``torch.load``) the data
+    classes of mmengine's own checkpoints (message hub), numpy arrays and scalars (numpy 1 and 2
+    names) and argparse namespaces (the ``args`` of timm / DeiT-style checkpoints), so that
+    ``--resume`` and ``load_from`` work without switching that protection off. Idempotent."""
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    numpy_functions = [(getattr(multiarray, fn), f'{module}.multiarray.{fn}')
+                       for fn in ('_reconstruct', 'scalar') for module in ('numpy.core', 'numpy._core')]
     torch.serialization.add_safe_globals([
-        HistoryBuffer, collections.Counter,
-        np.ndarray, np.dtype, *dtype_classes,
-        multiarray._reconstruct, multiarray.scalar,
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
+        np.ndarray, np.dtype, *{type(np.dtype(code)) for code in _NUMPY_DTYPE_CODES}, *numpy_functions,
+        argparse.Namespace,
     ])
-
-
-def add_common_arguments(parser):
-    """The arguments train.py and test.py share: ``--cfg-options``, ``--launcher``, ``--local-rank``."""
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser
 
 
 def load_config(path, work_dir=None, cfg_options=None, launcher='none'):
     """Read a config the way the tools do: ``--cfg-options`` merged, the launcher set, and the work
     dir from the command line, the config, or ``work_dirs/<config name>``."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config {path} not found')
+        raise FileNotFoundError(f'config {path} not found (relative paths start at {os.getcwd()})')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def check_data_roots(cfg, splits):
+    """Fail early, in one line, when a dataloader's data root (or its wrapped dataset's) is missing."""
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        dataset = loader.get('dataset') if loader else None
+        while dataset is not None:
+            root = dataset.get('data_root')
+            if root and not osp.isdir(root):
+                raise FileNotFoundError(
+                    f'data root {root} ({split} set) not found: put the data set there or pass '
+                    f'--cfg-options {split}_dataloader.dataset.data_root=PATH')
+            dataset = dataset.get('dataset')
+
+
+def enable_amp(cfg):
+    """Train with ``AmpOptimWrapper`` (``--amp``)."""
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        raise ValueError('--amp: the config already trains with AmpOptimWrapper; drop --amp')
+    if not torch.cuda.is_available():
+        raise ValueError('--amp needs a GPU (mmengine\'s AmpOptimWrapper does not run on CPU)')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def enable_auto_scale_lr(cfg):
+    """Scale the learning rate to the actual total batch size (``--auto-scale-lr``)."""
+    if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+        raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the config')
+    cfg.auto_scale_lr.enable = True
+
+
+def enable_visualization(cfg, show_dir=None, show=False, wait_time=2.0):
+    """Turn on the test-time drawing of the config's codebase, as its own tools/test.py does:
+    mmdet's hook draws into ``test_out_dir`` (under ``<work_dir>/<timestamp>/``), mmseg's
+    visualizer into ``<save_dir>/vis_data``, mmpretrain's hook into ``out_dir``."""
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError("--show / --show-dir need default_hooks.visualization in the config")
+    scope = cfg.get('default_scope')
+    if scope == 'mmpretrain':
+        hook.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
+        return
+    hook.update(draw=True, show=show, wait_time=wait_time)
+    if show_dir and scope == 'mmseg':
+        cfg.visualizer['save_dir'] = show_dir
+    elif show_dir:
+        hook['test_out_dir'] = show_dir
+
+
+def dump_predictions(cfg, out):
+    """Save the test predictions (``--out``) the way the config's codebase does: mmdet's
+    ``DumpDetResults`` pickle, mmseg's ``IoUMetric`` output directory, otherwise ``DumpResults``."""
+    if cfg.get('default_scope') == 'mmseg':
+        cfg.test_evaluator.output_dir = out
+        return
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {out}: the predictions are dumped to a .pkl file')
+    metric = 'DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults'
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    cfg.test_evaluator = [*evaluators, dict(type=metric, out_file_path=out)]
+
+
+def enable_tta(cfg):
+    """Test with the config's ``tta_model`` around the model and its ``tta_pipeline`` (``--tta``)."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise ValueError('--tta needs tta_model and tta_pipeline in the config')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` for gloo on CPU: SyncBN layers, which have no CPU kernel,
+    become BatchNorm (statistics per process)."""
+
+    def __init__(self, module, **kwargs):
+        super().__init__(module=revert_sync_batchnorm(module), **kwargs)
+
+
+def setup_cpu_distributed(cfg, launcher):
+    """On a machine without CUDA, start a gloo process group from torchrun's, slurm's or Open
+    MPI's environment, so that mmengine skips its CUDA-only ``init_dist``, and wrap the model in
+    ``CPUDistributedDataParallel`` (no device ids, SyncBN reverted), keeping the options of the
+    config's ``MMDistributedDataParallel`` if it sets one; other wrapper types are left as they are.
+    With CUDA, or ``launcher='none'``, nothing changes."""
+    if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    env = os.environ
+    if launcher == 'slurm':
+        if 'MASTER_ADDR' not in env:  # the first node of the job
+            env['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {env["SLURM_NODELIST"]} | head -n1')
+        env.update(RANK=env['SLURM_PROCID'], WORLD_SIZE=env['SLURM_NTASKS'],
+                   LOCAL_RANK=env.get('SLURM_LOCALID', '0'))
+    elif launcher == 'mpi':
+        env.update(RANK=env['OMPI_COMM_WORLD_RANK'], WORLD_SIZE=env['OMPI_COMM_WORLD_SIZE'],
+                   LOCAL_RANK=env['OMPI_COMM_WORLD_LOCAL_RANK'])
+    env.setdefault('MASTER_ADDR', '127.0.0.1')
+    env.setdefault('MASTER_PORT', '29500')
+    dist.init_process_group('gloo', rank=int(env['RANK']), world_size=int(env['WORLD_SIZE']))
+    cfg.pop('sync_bn', None)  # no SyncBN conversion on CPU
+    wrapper = cfg.get('model_wrapper_cfg') or dict(  # mmengine's defaults
+        broadcast_buffers=False, find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        wrapper.update(type='CPUDistributedDataParallel', device_ids=None)
+    cfg.model_wrapper_cfg = wrapper
 
 
 def run(cfg, mode):
@@ -72,65 +176,3 @@ def run(cfg, mode):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def setup_cpu_distributed(cfg, launcher):
-    """On a machine without CUDA, start a gloo process group for ``launcher`` (torchrun's or
-    slurm's environment) so that mmengine skips its CUDA-only ``init_dist``, and wrap the model in
-    DDP without device ids. With CUDA, or ``launcher='none'``, nothing changes."""
-    if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
-        return
-    env = os.environ
-    if launcher == 'slurm':
-        nodes = env.get('SLURM_NODELIST', 'localhost').split(',')[0].split('[')[0]
-        env.setdefault('MASTER_ADDR', nodes)
-        env.setdefault('MASTER_PORT', '29500')
-        env['RANK'], env['WORLD_SIZE'] = env['SLURM_PROCID'], env['SLURM_NTASKS']
-        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
-    elif launcher != 'pytorch':
-        raise ValueError(f"launcher '{launcher}' needs CUDA here; on CPU use 'pytorch' (torchrun) or 'slurm'")
-    dist.init_process_group('gloo', rank=int(env['RANK']), world_size=int(env['WORLD_SIZE']))
-    cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel', device_ids=None))
-    _replace_syncbn(cfg.model)
-
-
-def _replace_syncbn(node):
-    """SyncBN has no CPU kernel: use BatchNorm (statistics per process) in CPU runs."""
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            node['type'] = 'BN'
-        for value in node.values():
-            _replace_syncbn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _replace_syncbn(value)
-
-
-def check_data_roots(cfg, splits):
-    """Fail early, in one line, when a dataloader's data root does not exist."""
-    for split in splits:
-        loader = cfg.get(f'{split}_dataloader')
-        dataset = loader.get('dataset') if loader else None
-        while dataset is not None:
-            root = dataset.get('data_root')
-            if root and not osp.isdir(root):
-                raise FileNotFoundError(
-                    f'data root {root} ({split} set) not found: put the data set there or pass '
-                    f'--cfg-options {split}_dataloader.dataset.data_root=PATH')
-            dataset = dataset.get('dataset')
-
-
-def enable_visualization(cfg, show_dir=None, show=False, wait_time=2.0):
-    """Turn on the test-time drawing hook of the config's codebase (mmdet, mmseg or mmpretrain)."""
-    hook = cfg.default_hooks.get('visualization')
-    if hook is None:
-        raise ValueError('--show / --show-dir need default_hooks.visualization in the config')
-    scope = cfg.get('default_scope', 'mmengine')
-    if scope == 'mmpretrain':
-        hook.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
-        return
-    hook.update(draw=True, show=show, wait_time=wait_time)
-    if show_dir and scope == 'mmdet':
-        hook['test_out_dir'] = show_dir
-    elif show_dir:
-        cfg.visualizer['save_dir'] = show_dir

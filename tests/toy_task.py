@@ -4,8 +4,9 @@ import torch
 import torch.nn as nn
 from mmengine.dataset import BaseDataset
 from mmengine.evaluator import BaseMetric
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, METRICS, MODELS
+from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
 
 
 @DATASETS.register_module()
@@ -24,10 +25,12 @@ class ToyRegression(BaseDataset):
 
 @MODELS.register_module()
 class ToyRegressor(BaseModel):
-    def __init__(self):
+    """BatchNorm (or SyncBN, which has no CPU kernel) and a linear layer."""
+
+    def __init__(self, sync_bn=False):
         super().__init__()
+        self.bn = (nn.SyncBatchNorm if sync_bn else nn.BatchNorm1d)(4)
         self.linear = nn.Linear(4, 1)
-        self.bn = nn.BatchNorm1d(4)
 
     def forward(self, inputs, target, mode='tensor', **meta):
         pred = self.linear(self.bn(inputs)).squeeze(1)
@@ -45,13 +48,27 @@ class ToyMSE(BaseMetric):
         return dict(mse=sum(results) / len(results))
 
 
-def write_config(path, work_dir, max_iters=12, interval=4):
-    """A config for the toy task, with SGD and an iteration-based loop."""
-    loader = (f"dict(batch_size=8, num_workers=0, dataset=dict(type='ToyRegression'), "
-              f"sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'))")
+@HOOKS.register_module()
+class StopAfter(Hook):
+    """Ends training after ``iters`` iterations, like a killed job (its checkpoints stay)."""
+    priority = 'LOWEST'  # after CheckpointHook
+
+    def __init__(self, iters):
+        self.iters = iters
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 >= self.iters:
+            runner.train_loop.stop_training = True
+
+
+def write_config(path, work_dir, max_iters=12, interval=4, sync_bn=False, stop_after=None):
+    """A deterministic config for the toy task: SGD, an iteration-based loop, a checkpoint every
+    ``interval`` iterations, a seeded shuffling sampler; ``stop_after`` iterations if given."""
+    loader = ("dict(batch_size=8, num_workers=0, dataset=dict(type='ToyRegression'), "
+              "sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='default_collate'))")
     path.write_text(f"""
 custom_imports = dict(imports=['toy_task'], allow_failed_imports=False)
-model = dict(type='ToyRegressor')
+model = dict(type='ToyRegressor', sync_bn={sync_bn})
 work_dir = {str(work_dir)!r}
 train_dataloader = {loader}
 val_dataloader = {loader}
@@ -65,7 +82,8 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=False, milestones=[6], gamma=0.5)]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={interval}),
                      logger=dict(type='LoggerHook', interval=1))
-randomness = dict(seed=0)
+randomness = dict(seed=0, deterministic=True)
 log_processor = dict(by_epoch=False)
+custom_hooks = {[dict(type='StopAfter', iters=stop_after)] if stop_after else []}
 """)
     return path

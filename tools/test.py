@@ -1,47 +1,56 @@
 """Evaluate a checkpoint with an mmdet, mmseg or mmpretrain config (the config's default_scope decides).
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl] [--show] [--show-dir DIR]
-                                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--show] [--show-dir DIR]
+                         [--wait-time S] [--tta] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
 import os
 import os.path as osp
 
-from effvit_mm.runtime import add_common_arguments, check_data_roots, enable_visualization, load_config, run
+from mmengine.config import DictAction
+
+from effvit_mm.runtime import check_data_roots, dump_predictions, enable_tta, enable_visualization, load_config, run
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config', help='config file')
-    p.add_argument('checkpoint', help='checkpoint file (ours or an authors\' release)')
+    p.add_argument('checkpoint', help='checkpoint file or URL')
     p.add_argument('--work-dir', help='where the evaluation log goes (default work_dirs/<config name>)')
-    p.add_argument('--out', help='dump the predictions to this pickle file')
+    p.add_argument('--out', help='dump the predictions: a .pkl file (mmseg: a directory of masks)')
     p.add_argument('--show', action='store_true', help='show the predictions in a window')
-    p.add_argument('--show-dir', help='draw the predictions into this directory (inside the work dir)')
+    p.add_argument('--show-dir', help='draw the predictions into this directory (mmdet: inside <work_dir>/<timestamp>)')
     p.add_argument('--wait-time', type=float, default=2, help='seconds between shown images')
-    args = add_common_arguments(p).parse_args()
+    p.add_argument('--tta', action='store_true', help='test-time augmentation (tta_model, tta_pipeline)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def main():
-    args = parse_args()
+def setup(args):
+    """The config with the command line applied."""
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint {args.checkpoint} not found')
-    try:
-        cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    except FileNotFoundError as error:  # one line, not a traceback
-        raise SystemExit(f'error: {error}')
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} not found')
+    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
+    if args.tta:
+        enable_tta(cfg)
     if args.out:
-        cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(cfg.test_evaluator, (list, tuple)) \
-            else [cfg.test_evaluator]
-        cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
+        dump_predictions(cfg, args.out)
+    check_data_roots(cfg, ['test'])
+    return cfg
+
+
+def main():
+    args = parse_args()
     try:
-        check_data_roots(cfg, ['test'])
-    except FileNotFoundError as error:
+        cfg = setup(args)
+    except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
     run(cfg, 'test')
 

@@ -1,0 +1,81 @@
+"""The command-line switches of the tools, per codebase, and the CPU launch (effvit_mm.runtime)."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+from effvit_mm.runtime import (check_data_roots, dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
+                               enable_visualization, load_config, setup_cpu_distributed)
+
+
+def test_missing_config_and_data_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match='config nothing.py not found'):
+        load_config('nothing.py')
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=dict(
+        type='CocoDataset', data_root=str(tmp_path / 'coco'))))))
+    with pytest.raises(FileNotFoundError, match=r'coco \(train set\) not found.*train_dataloader.dataset.data_root'):
+        check_data_roots(cfg, ['train'])
+    check_data_roots(cfg, ['val'])  # no val loader: nothing to check
+
+
+@pytest.mark.parametrize('scope, hook, expected', [
+    ('mmdet', dict(type='DetVisualizationHook'), dict(draw=True, test_out_dir='vis')),
+    ('mmseg', dict(type='SegVisualizationHook'), dict(draw=True)),
+    ('mmpretrain', dict(type='VisualizationHook'), dict(enable=True, out_dir='vis')),
+])
+def test_show_dir_per_codebase(scope, hook, expected):
+    cfg = Config(dict(default_scope=scope, default_hooks=dict(visualization=hook), visualizer=dict()))
+    enable_visualization(cfg, show_dir='vis')
+    assert expected.items() <= dict(cfg.default_hooks.visualization).items()
+    assert cfg.visualizer.get('save_dir') == ('vis' if scope == 'mmseg' else None)
+
+
+@pytest.mark.parametrize('scope, metric', [('mmdet', 'DumpDetResults'), ('mmpretrain', 'DumpResults')])
+def test_out_per_codebase(scope, metric):
+    cfg = Config(dict(default_scope=scope, test_evaluator=dict(type='Metric')))
+    dump_predictions(cfg, 'preds.pkl')
+    assert [e['type'] for e in cfg.test_evaluator] == ['Metric', metric]
+    cfg = Config(dict(default_scope='mmseg', test_evaluator=dict(type='IoUMetric')))
+    dump_predictions(cfg, 'masks')
+    assert cfg.test_evaluator == dict(type='IoUMetric', output_dir='masks')
+
+
+def test_amp_auto_scale_lr_and_tta_need_their_config():
+    cfg = Config(dict(optim_wrapper=dict(type='AmpOptimWrapper'), model=dict(type='M'),
+                      test_dataloader=dict(dataset=dict(pipeline=[]))))
+    with pytest.raises(ValueError, match='already trains with AmpOptimWrapper'):
+        enable_amp(cfg)
+    with pytest.raises(ValueError, match='auto_scale_lr = dict'):
+        enable_auto_scale_lr(cfg)
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)
+    enable_auto_scale_lr(cfg)
+    assert cfg.auto_scale_lr.enable
+    with pytest.raises(ValueError, match='--tta needs'):
+        enable_tta(cfg)
+    cfg.update(tta_model=dict(type='TTA'), tta_pipeline=['flip'])
+    enable_tta(cfg)
+    assert cfg.model == dict(type='TTA', module=dict(type='M')) and cfg.test_dataloader.dataset.pipeline == ['flip']
+
+
+@pytest.mark.parametrize('own_wrapper', [None, dict(type='MMDistributedDataParallel', find_unused_parameters=True)])
+def test_cpu_slurm_launch_starts_gloo(monkeypatch, own_wrapper):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    for name, value in dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_NODELIST='node[01-02]', MASTER_ADDR='127.0.0.1',
+                            MASTER_PORT=str(port), RANK='', WORLD_SIZE='', LOCAL_RANK='').items():
+        monkeypatch.setenv(name, value)  # restored afterwards
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = Config(dict(model=dict(type='M'), sync_bn='torch', model_wrapper_cfg=own_wrapper))
+    setup_cpu_distributed(cfg, 'slurm')
+    try:
+        assert dist.get_backend() == 'gloo' and dist.get_world_size() == 1 and os.environ['RANK'] == '0'
+    finally:
+        dist.destroy_process_group()
+    assert 'sync_bn' not in cfg
+    kept = dict(find_unused_parameters=True) if own_wrapper else dict(broadcast_buffers=False,
+                                                                      find_unused_parameters=False)
+    assert cfg.model_wrapper_cfg == dict(type='CPUDistributedDataParallel', device_ids=None, **kept)
