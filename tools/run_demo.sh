@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=$(bash tools/install.sh | tail -n 1)
+# This checkout's package first, whichever checkout the shared venv's editable install points at.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 CONFIG=configs/mask_rcnn_shvit_s4_demococo.py
 WORK_DIR=work_dirs/mask_rcnn_shvit_s4_demococo
 start=$(date +%s)

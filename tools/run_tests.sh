@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=$(bash tools/install.sh | tail -n 1)
+# This checkout's package first, whichever checkout the shared venv's editable install points at.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" -m pytest tests "$@"
