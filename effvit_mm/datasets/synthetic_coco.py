@@ -4,8 +4,8 @@ Layout under ``root`` (the standard COCO 2017 one)::
 
     annotations/instances_train2017.json
     annotations/instances_val2017.json
-    train2017/000000.jpg ...
-    val2017/000000.jpg ...
+    train2017/000001.jpg ...
+    val2017/000001.jpg ...
     meta.json            # the generation parameters: a second call with the same ones does nothing
 
 Images show 1..``max_objects`` red rectangles, green ellipses and blue triangles on dark noise.
@@ -21,7 +21,8 @@ import numpy as np
 
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 COLOURS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))  # RGB, one per class
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAX_OVERLAP = 0.35  # of the smaller box: every object keeps a part outside all others' boxes
 
 
 def _draw_shape(label, box, rng, shape):
@@ -38,24 +39,28 @@ def _draw_shape(label, box, rng, shape):
     return mask.astype(bool)
 
 
-def _iou(a, b):
+def _overlap(a, b):
+    """Intersection of two boxes over the area of the smaller one."""
     iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return iw * ih / min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
 
 
 def _make_image(rng, width, height, max_objects):
-    """One image (H, W, 3 uint8 RGB) and its visible objects as (label, mask) pairs."""
+    """One image (H, W, 3 uint8 RGB) and its objects as (label, visible mask) pairs.
+
+    Each shape is convex and pokes out of every other box (``MAX_OVERLAP``), so no object is
+    hidden and no visible mask has a hole, which COCO polygons could not express.
+    """
     image = rng.normal(25, 10, (height, width, 3)).clip(0, 255)
     boxes, objects = [], []
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):
-            w = int(rng.uniform(0.2, 0.5) * width)
-            h = int(rng.uniform(0.2, 0.5) * height)
+            w = int(rng.uniform(0.15, 0.45) * width)
+            h = int(rng.uniform(0.15, 0.45) * height)
             x1, y1 = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
             box = (x1, y1, x1 + w, y1 + h)
-            if all(_iou(box, b) <= 0.3 for b in boxes):
+            if all(_overlap(box, b) <= MAX_OVERLAP for b in boxes):
                 break
         else:
             continue
@@ -69,12 +74,18 @@ def _make_image(rng, width, height, max_objects):
 
 
 def _annotation(mask, min_area):
-    """COCO fields (segmentation, bbox, area) of a visible mask, or None if too little is visible."""
+    """COCO fields (segmentation, bbox, area) of a visible mask, or None if too little is visible.
+
+    Contours are traced on the mask upsampled 2x, so that in COCO coordinates (pixel i spans
+    [i, i + 1]) they run a quarter pixel inside the mask's outer edge and rasterise back to it.
+    """
     area = int(mask.sum())
     if area < min_area:
         return None
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    polygons = [c.reshape(-1).astype(float).tolist() for c in contours if cv2.contourArea(c) >= 4]
+    big = np.kron(mask, np.ones((2, 2), np.uint8)).astype(np.uint8)
+    contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polygons = [((cv2.approxPolyDP(c, 0.5, True).reshape(-1) + 0.5) / 2).tolist()
+                for c in contours if cv2.contourArea(c) >= 16]  # drop fragments under ~4 pixels
     polygons = [p for p in polygons if len(p) >= 6]
     if not polygons:
         return None
@@ -85,6 +96,7 @@ def _annotation(mask, min_area):
 
 
 def _write_split(root, split, num_images, rng, width, height, max_objects):
+    """Images and annotation file of one split; returns the number of annotations."""
     images, annotations = [], []
     min_area = 0.01 * width * height
     for image_id in range(1, num_images + 1):
@@ -103,37 +115,46 @@ def _write_split(root, split, num_images, rng, width, height, max_objects):
     return len(annotations)
 
 
+def _check_args(num_train, num_val, img_size, max_objects):
+    for name, value in (('num_train', num_train), ('num_val', num_val), ('max_objects', max_objects)):
+        if value < 1:
+            raise ValueError(f'make_coco: {name} must be >= 1, got {value}')
+    if len(img_size) != 2 or min(img_size) < 64:
+        raise ValueError(f'make_coco: img_size must be (width, height) with both >= 64, got {img_size!r}')
+
+
 def make_coco(root, num_train=64, num_val=16, img_size=(320, 256), seed=0, max_objects=3):
     """Write the set under ``root`` (see module docstring); ``img_size`` is (width, height).
 
-    Returns a dict with the root, classes, image counts and annotation counts. Deterministic for a
-    seed; does nothing when ``root`` already holds a set made with the same parameters.
+    Returns a dict with the root, classes, image counts and annotation counts per split.
+    Deterministic for a seed; does nothing when ``root`` already holds a complete set made with
+    the same parameters, and replaces one made with other parameters.
     """
-    if num_train < 1 or num_val < 1:
-        raise ValueError(f'make_coco: num_train and num_val must be >= 1, got {num_train}, {num_val}')
-    width, height = img_size
-    if min(width, height) < 64:
-        raise ValueError(f'make_coco: img_size (width, height) must be at least 64 on each side, got {img_size}')
-    if max_objects < 1:
-        raise ValueError(f'make_coco: max_objects must be >= 1, got {max_objects}')
+    _check_args(num_train, num_val, img_size, max_objects)
+    width, height = map(int, img_size)
     params = dict(version=FORMAT_VERSION, num_train=num_train, num_val=num_val, img_size=[width, height],
                   seed=seed, max_objects=max_objects)
+    counts = dict(train=num_train, val=num_val)
     meta_file = osp.join(root, 'meta.json')
     if osp.isfile(meta_file):
         with open(meta_file) as f:
             meta = json.load(f)
-        expected = [osp.join(root, 'annotations', f'instances_{s}2017.json') for s in ('train', 'val')]
-        expected += [osp.join(root, f'{s}2017', f'{i:06d}.jpg') for s, n in (('train', num_train), ('val', num_val))
-                     for i in range(1, n + 1)]
-        if meta['params'] == params and all(osp.isfile(p) for p in expected):
-            return meta['summary']
+        expected = [osp.join(root, 'annotations', f'instances_{s}2017.json') for s in counts]
+        expected += [osp.join(root, f'{s}2017', f'{i:06d}.jpg') for s, n in counts.items() for i in range(1, n + 1)]
+        if meta.get('params') == params and all(osp.isfile(p) for p in expected):
+            return dict(meta['summary'], root=str(root))
+        os.remove(meta_file)
+        for s in counts:  # the old set's images, which the new one may not all overwrite
+            old = osp.join(root, f'{s}2017')
+            for name in os.listdir(old) if osp.isdir(old) else []:
+                if name.endswith('.jpg') and name[:-4].isdigit():
+                    os.remove(osp.join(old, name))
     for sub in ('annotations', 'train2017', 'val2017'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
-    train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     summary = dict(root=str(root), classes=list(CLASSES), num_train=num_train, num_val=num_val,
-                   num_annotations=dict(
-                       train=_write_split(root, 'train', num_train, train_rng, width, height, max_objects),
-                       val=_write_split(root, 'val', num_val, val_rng, width, height, max_objects)))
+                   num_annotations={s: _write_split(root, s, n, rng, width, height, max_objects)
+                                    for (s, n), rng in zip(counts.items(), rngs)})
     with open(meta_file, 'w') as f:
         json.dump(dict(params=params, summary=summary), f, indent=1)
     return summary
