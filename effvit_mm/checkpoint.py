@@ -5,7 +5,9 @@ harmless classes that mmengine checkpoints hold are allow-listed in :mod:`effvit
 the state dict (``state_dict`` / ``model`` / ``module``, an optional ``module.`` prefix, a detector's
 ``backbone.`` prefix), renames keys with the family's adapter and loads it. A checkpoint that matches
 none of the backbone's parameters, misses any of them (other than layers that only the
-dense-prediction model has), or has a parameter of the wrong shape raises ``CheckpointMismatchError``.
+dense-prediction model has), has a parameter of the wrong shape, or has parameters inside the
+backbone's modules that the backbone lacks (a deeper arch) raises ``CheckpointMismatchError``; keys
+outside them (classification heads) are ignored and listed in the log.
 
 Key adapters are pure functions ``state_dict -> state_dict`` that are safe to run twice.
 """
@@ -16,7 +18,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['CheckpointMismatchError', 'extract_state_dict', 'load_pretrained', 'shvit_from_timm']
+__all__ = ['CheckpointMismatchError', 'extract_state_dict', 'load_pretrained', 'shvit_from_timm',
+           'swiftformer_from_timm']
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -80,6 +83,25 @@ def shvit_from_timm(state_dict):
     return out
 
 
+def swiftformer_from_timm(state_dict):
+    """timm 1.0 ``swiftformer_*`` names -> the SwiftFormer authors' names (the inverse of timm's
+    ``checkpoint_filter_fn``): ``stem`` -> ``patch_embed``, ``stages.i.blocks`` -> ``network.{2i}``,
+    ``stages.i.downsample`` -> ``network.{2i-1}``, ``attn.proj`` -> ``attn.Proj``, ``head_dist`` ->
+    ``dist_head``, ``layer_scale*.gamma`` -> ``layer_scale*`` of shape (C, 1, 1). Authors' keys pass
+    unchanged."""
+    def stage_key(m):
+        stage = int(m[1])
+        return f'network.{2 * stage if m[2] == "blocks" else 2 * stage - 1}.'
+
+    rules = [(r'^stem\.', 'patch_embed.'), (r'^head_dist\.', 'dist_head.'),
+             (r'\.attn\.proj\.', '.attn.Proj.'), (r'^stages\.(\d+)\.(blocks|downsample)\.', stage_key)]
+    out = {}
+    for key, value in _rename(state_dict, rules).items():
+        gamma = re.fullmatch(r'(.*\.layer_scale(?:_[12])?)\.gamma', key)
+        out[gamma[1] if gamma else key] = value.reshape(-1, 1, 1) if gamma else value
+    return out
+
+
 def load_pretrained(model, filename, adapter=None, prefix=None, optional=(), logger='current'):
     """Load ``filename`` into ``model`` strictly (see module docstring); returns the ignored keys.
 
@@ -120,8 +142,13 @@ def load_pretrained(model, filename, adapter=None, prefix=None, optional=(), log
     if missing:
         raise CheckpointMismatchError(f'{filename} misses {len(missing)} parameters of {name}: '
                                       f'{_summarise(missing)}. Is it the right arch?')
-    model.load_state_dict(matched, strict=False)
     ignored = sorted(set(state_dict) - set(matched))
+    modules = {child for child, _ in model.named_children()}
+    stray = [k for k in ignored if k.split('.')[0] in modules]
+    if stray:
+        raise CheckpointMismatchError(f'{filename} has {len(stray)} parameters inside the modules of {name} '
+                                      f'that {name} does not have: {_summarise(stray)}. Is it a deeper arch?')
+    model.load_state_dict(matched, strict=False)
     print_log(f'Loaded {len(matched)} tensors of {name} from {filename}'
               + (f'; ignored {len(ignored)} not in the backbone: {_summarise(ignored, 4)}' if ignored else ''),
               logger=logger)

@@ -82,6 +82,14 @@ def enable_amp(cfg):
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+def check_amp_device(cfg):
+    """A config that trains in mixed precision (e.g. the LITv2 detectors) needs a GPU: say so in one
+    line, with the switch that trains it in fp32 instead."""
+    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        raise ValueError('this config trains in mixed precision (AmpOptimWrapper), which needs a GPU; '
+                         'to train in fp32 on CPU pass --cfg-options optim_wrapper.type=OptimWrapper')
+
+
 def enable_auto_scale_lr(cfg):
     """Scale the learning rate to the actual total batch size (``--auto-scale-lr``)."""
     if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):

@@ -1,5 +1,5 @@
-"""The SHViT-S4 detection configs: build, load the authors' mmdet 2.25 detectors, train and test on
-the generated COCO-format set (one iteration each, small images)."""
+"""The detection configs: build, train and test on the generated COCO-format set (one iteration each,
+small images), and load the authors' released detectors with no missing key."""
 import json
 from pathlib import Path
 
@@ -12,15 +12,15 @@ from effvit_mm.datasets import CLASSES, make_coco
 from test_models.test_efficientvit_fpn import AUTHORS_KEYS
 
 ROOT = Path(__file__).parents[1]
-CONFIGS = {'mask_rcnn': ROOT / 'configs/mask_rcnn_shvit_s4_coco.py',
-           'retinanet': ROOT / 'configs/retinanet_shvit_s4_coco.py'}
+CONFIGS = sorted(p.name for p in (ROOT / 'configs').glob('*_coco.py'))
 
 
-def small_config(kind, data_root, work_dir, scale=(160, 128)):
-    """The real config, pointed at the generated data, 1 epoch of 1 iteration, from scratch."""
-    cfg = Config.fromfile(CONFIGS[kind])
+def small_config(name, data_root, work_dir, scale=(160, 128)):
+    """The real config, pointed at the generated data, 1 epoch of 1 iteration, from scratch, in fp32
+    (mixed precision needs a GPU)."""
+    cfg = Config.fromfile(ROOT / 'configs' / name)
     cfg.model.backbone.init_cfg = None
-    heads = [cfg.model.roi_head.bbox_head, cfg.model.roi_head.mask_head] if kind == 'mask_rcnn' \
+    heads = [cfg.model.roi_head.bbox_head, cfg.model.roi_head.mask_head] if 'roi_head' in cfg.model \
         else [cfg.model.bbox_head]
     for head in heads:
         head.num_classes = len(CLASSES)
@@ -36,7 +36,9 @@ def small_config(kind, data_root, work_dir, scale=(160, 128)):
                 step['scale'] = scale
     for split in ('val', 'test'):
         cfg[f'{split}_evaluator'].ann_file = f'{data_root}/annotations/instances_val2017.json'
-    cfg.train_cfg.update(max_epochs=1, val_interval=1)
+    cfg.train_cfg.update(max_epochs=1, val_interval=2)  # no validation pass: the test runs runner.test()
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    cfg.optim_wrapper.pop('loss_scale', None)
     cfg.work_dir = str(work_dir)
     cfg.default_hooks.logger.interval = 1
     return cfg
@@ -49,9 +51,9 @@ def coco(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize('kind', ['mask_rcnn', 'retinanet'])
-def test_one_train_and_test_iteration(kind, coco, tmp_path):
-    runner = Runner.from_cfg(small_config(kind, coco, tmp_path))
+@pytest.mark.parametrize('name', CONFIGS)
+def test_one_train_and_test_iteration(name, coco, tmp_path):
+    runner = Runner.from_cfg(small_config(name, coco, tmp_path))
     runner.train()
     assert runner.iter == 1
     modes = []
@@ -59,34 +61,55 @@ def test_one_train_and_test_iteration(kind, coco, tmp_path):
     metrics = runner.test()  # an untrained model may predict nothing: CocoMetric then returns {}
     assert modes == [False]  # one test batch, in eval mode
     if metrics:
-        assert 'coco/bbox_mAP' in metrics and (kind != 'mask_rcnn' or 'coco/segm_mAP' in metrics)
+        assert 'coco/bbox_mAP' in metrics and ('mask_rcnn' not in name or 'coco/segm_mAP' in metrics)
+
+
+def load_authors_detector(config, backbone_keys, tmp_path, neck_keys=None, mmdet_version='3.2.0'):
+    """Build ``config``'s detector, write a detector file with the authors' key names (their
+    ``backbone_keys``, their ``neck_keys`` or else mmdet's, mmdet's head names; random values) and
+    load it strictly (raises on any missing / unexpected key). Returns (model, written state dict)."""
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(ROOT / 'configs' / config)
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    own = model.state_dict()
+    keys = [f'backbone.{k}' for k in backbone_keys]
+    keys += [f'neck.{k}' for k in neck_keys] if neck_keys else [k for k in own if k.startswith('neck.')]
+    keys += [k for k in own if k.split('.')[0] not in ('backbone', 'neck')]
+    state = {k: torch.randn(own[k].shape) if own[k].is_floating_point() else own[k] for k in keys}
+    path = tmp_path / 'authors_detector.pth'
+    torch.save({'meta': {'mmdet_version': mmdet_version, 'epoch': 12}, 'state_dict': state}, path)
+    load_checkpoint(model, str(path), strict=True)
+    return model, state
 
 
 @pytest.mark.parametrize('kind', ['mask_rcnn', 'retinanet'])
-def test_authors_detector_checkpoint_loads(kind, tmp_path):
-    """A file with the key names of the authors' released detectors (mmdet 2.25: backbone names of
-    their SHViT, their neck names, mmdet's head names) loads with no missing or unexpected key."""
-    cfg = Config.fromfile(CONFIGS[kind])
-    cfg.model.backbone.init_cfg = None
-    from mmdet.registry import MODELS
-    model = MODELS.build(cfg.model)
+def test_authors_shvit_detector_checkpoint_loads(kind, tmp_path):
+    """The authors' released SHViT-S4 detectors (mmdet 2.25: their SHViT and neck names, mmdet's
+    head names) load with no missing or unexpected key."""
     official = json.loads((ROOT / 'tests/data/shvit_official_keys.json').read_text())['s4']
-    keys = [f'backbone.{k}' for k in official if not k.startswith('head')]
-    keys += [f'neck.{k}' for k in AUTHORS_KEYS[kind]]
-    keys += [k for k in model.state_dict() if k.split('.')[0] not in ('backbone', 'neck')]
-    own = model.state_dict()
-    state = {k: torch.randn(own[k].shape) if own[k].is_floating_point() else own[k] for k in keys}
-    path = tmp_path / 'authors_detector.pth'
-    torch.save({'meta': {'mmdet_version': '2.25.0', 'CLASSES': ('person',), 'epoch': 12},
-                'state_dict': state}, path)
-    load_checkpoint(model, str(path), strict=True)  # raises on any missing / unexpected key
-    assert torch.equal(model.state_dict()['neck.extra_trans_convs.0.conv.weight'],
-                       state['neck.extra_trans_convs.0.conv.weight'])
+    model, state = load_authors_detector(f'{kind}_shvit_s4_coco.py', [k for k in official if not k.startswith('head')],
+                                         tmp_path, neck_keys=AUTHORS_KEYS[kind], mmdet_version='2.25.0')
+    key = 'neck.extra_trans_convs.0.conv.weight'
+    assert torch.equal(model.state_dict()[key], state[key])
+
+
+@pytest.mark.parametrize('config', ['mask_rcnn_litv2_s_coco.py', 'retinanet_litv2_s_ws4_coco.py'])
+def test_authors_litv2_detector_checkpoint_loads(config, tmp_path):
+    """The authors' released LITv2 detectors (mmdet 3: their backbone names and shapes, listed in
+    tests/data/litv2_official_keys.json, mmdet's neck and head names) load with no missing or
+    unexpected key, through the same path as ``load_from``."""
+    official = json.loads((ROOT / 'tests/data/litv2_official_keys.json').read_text())['s']['dense']
+    model, state = load_authors_detector(config, official, tmp_path)
+    assert {k: tuple(v) for k, v in official.items()} == {
+        k[len('backbone.'):]: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith('backbone.')}
+    key = 'backbone.layers.2.downsample.dconv.bias'
+    assert torch.equal(model.state_dict()[key], state[key])
 
 
 def test_odd_input_sizes_through_the_detector():
     """Images of any size (here 131x97, no padding to a multiple of 64) go through the detector."""
-    cfg = Config.fromfile(CONFIGS['mask_rcnn'])
+    cfg = Config.fromfile(ROOT / 'configs/mask_rcnn_shvit_s4_coco.py')
     cfg.model.backbone.init_cfg = None
     cfg.model.data_preprocessor.pad_size_divisor = 1
     from mmdet.registry import MODELS

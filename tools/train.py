@@ -8,7 +8,7 @@ import os
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import check_data_roots, enable_amp, enable_auto_scale_lr, load_config, run
+from effvit_mm.runtime import check_amp_device, check_data_roots, enable_amp, enable_auto_scale_lr, load_config, run
 
 
 def parse_args():
@@ -32,6 +32,7 @@ def setup(args):
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     if args.amp:
         enable_amp(cfg)
+    check_amp_device(cfg)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     if args.resume:

@@ -9,6 +9,7 @@ from mmengine.analysis import FlopAnalyzer
 
 from effvit_mm.checkpoint import CheckpointMismatchError, shvit_from_timm
 from effvit_mm.models import SHViT
+from random_weights import randomise_
 
 DATA = Path(__file__).parents[1] / 'data'
 ARCHS = ['s1', 's2', 's3', 's4']
@@ -29,17 +30,6 @@ class Classifier(nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x)[-1].mean((2, 3)))
-
-
-def randomise_(model, seed=0):
-    """Random weights and BN statistics, so that equal outputs mean equal computations."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if t.is_floating_point():
-                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.5 if 'running_var' in name
-                        else torch.randn(t.shape, generator=g) * 0.1)
-    return model.eval()
 
 
 @pytest.mark.parametrize('arch', ARCHS)

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from effvit_mm.runtime import (check_data_roots, dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
+from effvit_mm.runtime import (check_amp_device, check_data_roots, dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
                                enable_visualization, load_config, setup_cpu_distributed)
 
 
@@ -48,6 +48,10 @@ def test_amp_auto_scale_lr_and_tta_need_their_config():
                       test_dataloader=dict(dataset=dict(pipeline=[]))))
     with pytest.raises(ValueError, match='already trains with AmpOptimWrapper'):
         enable_amp(cfg)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='needs a GPU.*optim_wrapper.type=OptimWrapper'):
+            check_amp_device(cfg)
+    check_amp_device(Config(dict(optim_wrapper=dict(type='OptimWrapper'))))
     with pytest.raises(ValueError, match='auto_scale_lr = dict'):
         enable_auto_scale_lr(cfg)
     cfg.auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,5 +1,7 @@
 """Behaviour shared by the effvit_mm backbones: stage freezing, ``norm_eval``, activation
 checkpointing and strict loading of the authors' checkpoints through ``init_cfg``."""
+import copy
+
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -12,9 +14,13 @@ class EfficientBackbone(BaseModule):
     """Base class. Subclasses build ``self.stem`` and ``self.stages`` (a list of modules in stage
     order, each an iterable of blocks) and may set:
 
+    - ``arch_settings``: named variants, each a dict of per-stage lists;
+    - ``arch_defaults``: per-stage lists an arch dict may leave out;
     - ``convert_state_dict``: a key adapter for foreign checkpoints (timm);
     - ``dense_only_keys``: prefixes of layers no classification checkpoint has.
     """
+    arch_settings = {}
+    arch_defaults = {}
     convert_state_dict = None
     dense_only_keys = ()
 
@@ -23,6 +29,26 @@ class EfficientBackbone(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+
+    def _parse_arch(self, arch):
+        """A variant name of ``arch_settings`` or a dict with the same keys (``arch_defaults`` may be
+        left out) -> a new dict of per-stage lists, all of one length."""
+        name = type(self).__name__
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_settings:
+                raise ValueError(f"{name}: unknown arch '{arch}'; choose one of "
+                                 f'{sorted(self.arch_settings)} or pass a dict')
+            arch = self.arch_settings[arch.lower()]
+        if not isinstance(arch, dict):
+            raise TypeError(f'{name}: arch must be a str or a dict, not {type(arch).__name__}')
+        arch = dict(copy.deepcopy(self.arch_defaults), **copy.deepcopy(arch))
+        required = set(next(iter(self.arch_settings.values()))) | set(self.arch_defaults)
+        if set(arch) != required:
+            raise ValueError(f'{name}: arch dict needs exactly the keys {sorted(required)}; '
+                             f'missing {sorted(required - set(arch))}, unknown {sorted(set(arch) - required)}')
+        if len({len(v) for v in arch.values()}) != 1:
+            raise ValueError(f'{name}: every arch entry needs one value per stage, got {arch}')
+        return arch
 
     def _check_indices(self, out_indices, frozen_stages, num_stages):
         out_indices = (out_indices,) if isinstance(out_indices, int) else tuple(out_indices)

@@ -8,8 +8,6 @@ channels ("s" blocks). Stages 2-3 start with a downsampling unit (dw-conv + FFN,
 dw-conv + FFN). Module names follow the authors' released checkpoints (``patch_embed``,
 ``blocks1``..``blocks3``); timm 1.0 ``shvit_*`` state dicts are converted on load.
 """
-import copy
-
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
@@ -116,6 +114,7 @@ class SHViT(EfficientBackbone):
         's3': dict(embed_dims=[192, 352, 448], depths=[3, 5, 5], partial_dims=[48, 75, 96]),
         's4': dict(embed_dims=[224, 336, 448], depths=[4, 7, 6], partial_dims=[48, 72, 96]),
     }
+    arch_defaults = dict(qk_dims=[16, 16, 16], block_types=['i', 's', 's'])
     convert_state_dict = staticmethod(shvit_from_timm)
 
     def __init__(self, arch='s4', in_channels=3, out_indices=(0, 1, 2), frozen_stages=-1,
@@ -148,23 +147,6 @@ class SHViT(EfficientBackbone):
     @property
     def stages(self):
         return [self.blocks1, self.blocks2, self.blocks3]
-
-    def _parse_arch(self, arch):
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_settings:
-                raise ValueError(f"SHViT: unknown arch '{arch}'; choose one of "
-                                 f'{sorted(self.arch_settings)} or pass a dict')
-            arch = self.arch_settings[arch.lower()]
-        if not isinstance(arch, dict):
-            raise TypeError(f'SHViT: arch must be a str or a dict, not {type(arch).__name__}')
-        arch = dict(dict(qk_dims=[16, 16, 16], block_types=['i', 's', 's']), **copy.deepcopy(arch))
-        required = {'embed_dims', 'depths', 'partial_dims', 'qk_dims', 'block_types'}
-        if set(arch) != required:
-            raise ValueError(f'SHViT: arch dict needs exactly the keys {sorted(required)}; '
-                             f'missing {sorted(required - set(arch))}, unknown {sorted(set(arch) - required)}')
-        if any(len(v) != 3 for v in arch.values()):
-            raise ValueError(f'SHViT: every arch entry needs 3 values (one per stage), got {arch}')
-        return arch
 
     def forward(self, x):
         x = self.patch_embed(x)

@@ -1,11 +1,51 @@
 """Conv-BN pairs and residual wrappers that fold into plain convolutions for deployment.
 
-Sub-module names (``c``/``bn`` and ``m``) follow the SHViT authors' checkpoints.
+``fuse_conv_bn`` / ``fuse_bn_conv`` fold an eval-mode BatchNorm into the convolution after / before it;
+the families' modules call them from their ``fuse()`` methods, and :func:`switch_to_deploy` walks a
+model replacing every module that has ``fuse()`` by its result. Sub-module names of ``ConvBN``
+(``c``/``bn``) and ``Residual`` (``m``) follow the SHViT authors' checkpoints.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
+
+
+def bn_scale_shift(bn):
+    """Per-channel (scale, shift) with ``bn(x) == x * scale + shift`` in eval mode."""
+    scale = bn.weight / (bn.running_var + bn.eps).sqrt()
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def _conv_with_bias(conv, weight, bias):
+    """A new ``Conv2d`` with ``conv``'s geometry and the given weight and bias."""
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                      device=weight.device, dtype=weight.dtype)
+    fused.weight.copy_(weight)
+    fused.bias.copy_(bias)
+    return fused
+
+
+@torch.no_grad()
+def fuse_conv_bn(conv, bn):
+    """``bn(conv(x))`` as one ``Conv2d`` (``conv`` with or without bias; ``bn`` in eval mode)."""
+    scale, shift = bn_scale_shift(bn)
+    bias = shift if conv.bias is None else conv.bias * scale + shift
+    return _conv_with_bias(conv, conv.weight * scale.view(-1, 1, 1, 1), bias)
+
+
+@torch.no_grad()
+def fuse_bn_conv(bn, conv):
+    """``conv(bn(x))`` as one ``Conv2d``; exact only for unpadded, ungrouped convs (e.g. 1x1)."""
+    if conv.groups != 1 or conv.padding not in ((0, 0), 'valid'):
+        raise ValueError('fuse_bn_conv: a BatchNorm before a padded or grouped conv does not fold '
+                         'exactly (padding would see the BatchNorm shift)')
+    scale, shift = bn_scale_shift(bn)
+    bias = torch.einsum('oihw,i->o', conv.weight, shift)
+    if conv.bias is not None:
+        bias = bias + conv.bias
+    return _conv_with_bias(conv, conv.weight * scale.view(1, -1, 1, 1), bias)
 
 
 class ConvBN(nn.Sequential):
@@ -23,16 +63,8 @@ class ConvBN(nn.Sequential):
         nn.init.constant_(self.bn.weight, bn_weight_init)
         nn.init.constant_(self.bn.bias, 0)
 
-    @torch.no_grad()
     def fuse(self):
-        c, bn = self.c, self.bn
-        scale = bn.weight / (bn.running_var + bn.eps).sqrt()
-        conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
-                         c.dilation, c.groups, bias=True, device=c.weight.device,
-                         dtype=c.weight.dtype)
-        conv.weight.copy_(c.weight * scale[:, None, None, None])
-        conv.bias.copy_(bn.bias - bn.running_mean * scale)
-        return conv
+        return fuse_conv_bn(self.c, self.bn)
 
 
 class Residual(nn.Module):

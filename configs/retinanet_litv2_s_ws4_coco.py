@@ -1,0 +1,5 @@
+# RetinaNet with LITv2-S + FPN, HiLo window 4 in stage 3 (the authors' "ws 4" variant: fewer Lo-Fi
+# keys, cheaper at detection resolution), COCO 2017, 1x (reported: 43.7 AP on val2017).
+_base_ = ['./retinanet_litv2_s_coco.py']
+
+model = dict(backbone=dict(local_ws=[0, 0, 4, 1]))
