@@ -82,6 +82,16 @@ def enable_amp(cfg):
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+def check_pretrained(cfg):
+    """Fail early, in one line, when the backbone's ``Pretrained`` checkpoint file is missing."""
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
+    path = init_cfg.get('checkpoint') if init_cfg.get('type') == 'Pretrained' else None
+    if path and '://' not in path and not osp.isfile(path):
+        raise FileNotFoundError(
+            f'backbone checkpoint {path} not found: put the released file there or pass --cfg-options '
+            'model.backbone.init_cfg.checkpoint=PATH (model.backbone.init_cfg=None trains from scratch)')
+
+
 def check_amp_device(cfg):
     """A config that trains in mixed precision (e.g. the LITv2 detectors) needs a GPU: say so in one
     line, with the switch that trains it in fp32 instead."""

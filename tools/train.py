@@ -8,7 +8,8 @@ import os
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import check_amp_device, check_data_roots, enable_amp, enable_auto_scale_lr, load_config, run
+from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, enable_amp, enable_auto_scale_lr,
+                               load_config, run)
 
 
 def parse_args():
@@ -39,6 +40,7 @@ def setup(args):
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
     check_data_roots(cfg, ['train'] + (['val'] if cfg.get('val_cfg') else []))
+    check_pretrained(cfg)  # mmengine initialises the weights before resuming, too
     return cfg
 
 

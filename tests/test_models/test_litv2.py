@@ -6,13 +6,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.registry import MODELS
 from timm.layers import DropPath
 
 from effvit_mm.checkpoint import CheckpointMismatchError
 from effvit_mm.models.backbones.litv2 import HiLo, LITv2
 from effvit_mm.models.layers.dtm import DTM
-from random_weights import randomise_
 
 DATA = Path(__file__).parents[1] / 'data'
 OFFICIAL = json.loads((DATA / 'litv2_official_keys.json').read_text())
@@ -228,17 +226,3 @@ def test_with_cp_same_outputs_and_gradients():
         assert torch.allclose(a, b, atol=1e-6)
     for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
         assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6), name
-
-
-def test_switch_to_deploy_same_outputs():
-    model = randomise_(MODELS.build(dict(type='LITv2', arch=TINY)))
-    assert isinstance(model, LITv2)
-    x = torch.randn(2, 3, 61, 83)
-    with torch.no_grad():
-        expected = model(x)
-        fused = model.switch_to_deploy()
-        got = fused(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
-    for e, g in zip(expected, got):
-        assert (e - g).abs().max() < 1e-4
-    assert fused.switch_to_deploy() is fused

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from effvit_mm.runtime import (check_amp_device, check_data_roots, dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
+from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
                                enable_visualization, load_config, setup_cpu_distributed)
 
 
@@ -19,6 +19,11 @@ def test_missing_config_and_data_root(tmp_path):
     with pytest.raises(FileNotFoundError, match=r'coco \(train set\) not found.*train_dataloader.dataset.data_root'):
         check_data_roots(cfg, ['train'])
     check_data_roots(cfg, ['val'])  # no val loader: nothing to check
+    cfg = Config(dict(model=dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='nowhere.pth')))))
+    with pytest.raises(FileNotFoundError, match=r'nowhere.pth not found.*model.backbone.init_cfg=None'):
+        check_pretrained(cfg)
+    cfg.model.backbone.init_cfg = None
+    check_pretrained(cfg)
 
 
 @pytest.mark.parametrize('scope, hook, expected', [

@@ -11,8 +11,8 @@ from ..layers import switch_to_deploy
 
 
 class EfficientBackbone(BaseModule):
-    """Base class. Subclasses build ``self.stem`` and ``self.stages`` (a list of modules in stage
-    order, each an iterable of blocks) and may set:
+    """Base class. Subclasses build ``self.patch_embed`` (the stem) and ``self.stages`` (a list of
+    modules in stage order, each an iterable of blocks) and may set:
 
     - ``arch_settings``: named variants, each a dict of per-stage lists;
     - ``arch_defaults``: per-stage lists an arch dict may leave out;
@@ -60,6 +60,10 @@ class EfficientBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__}: frozen_stages={frozen_stages} must be in '
                              f'[-1, {num_stages}] (-1: none, 0: stem, i: stem and stages 1..i)')
         return tuple(sorted(i % num_stages for i in out_indices))
+
+    @property
+    def stem(self):
+        return self.patch_embed
 
     def frozen_modules(self):
         """The stem and the first ``frozen_stages`` stages (override to add e.g. output norms)."""

@@ -224,10 +224,6 @@ class LITv2(EfficientBackbone):
             raise ValueError(f'{name}: alpha={alpha} (the Lo-Fi share of heads) must be in [0, 1]')
 
     @property
-    def stem(self):
-        return self.patch_embed
-
-    @property
     def stages(self):
         return self.layers
 

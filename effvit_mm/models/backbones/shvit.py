@@ -141,10 +141,6 @@ class SHViT(EfficientBackbone):
         self._freeze_stages()
 
     @property
-    def stem(self):
-        return self.patch_embed
-
-    @property
     def stages(self):
         return [self.blocks1, self.blocks2, self.blocks3]
 

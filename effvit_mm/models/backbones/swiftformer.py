@@ -234,10 +234,6 @@ class SwiftFormer(EfficientBackbone):
         self._freeze_stages()
 
     @property
-    def stem(self):
-        return self.patch_embed
-
-    @property
     def stages(self):
         return list(self.network[0::2])
 
