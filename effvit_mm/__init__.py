@@ -2,7 +2,7 @@
 
 Importing the package registers every module into mmengine's root ``MODELS`` registry.
 """
-from . import models  # noqa: F401
+from . import engine, models  # noqa: F401
 from .runtime import register_safe_globals
 from .version import __version__  # noqa: F401
 

@@ -83,13 +83,17 @@ def enable_amp(cfg):
 
 
 def check_pretrained(cfg):
-    """Fail early, in one line, when the backbone's ``Pretrained`` checkpoint file is missing."""
-    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg') or {}
-    path = init_cfg.get('checkpoint') if init_cfg.get('type') == 'Pretrained' else None
-    if path and '://' not in path and not osp.isfile(path):
-        raise FileNotFoundError(
-            f'backbone checkpoint {path} not found: put the released file there or pass --cfg-options '
-            'model.backbone.init_cfg.checkpoint=PATH (model.backbone.init_cfg=None trains from scratch)')
+    """Fail early, in one line, when a file the model loads while it is built or initialised is
+    missing: the backbone's ``Pretrained`` checkpoint or a distillation teacher's weights."""
+    model = cfg.get('model', {})
+    init_cfg = model.get('backbone', {}).get('init_cfg') or {}
+    pretrained = init_cfg.get('checkpoint') if init_cfg.get('type') == 'Pretrained' else None
+    files = [('backbone', pretrained, 'model.backbone.init_cfg', 'trains from scratch'),
+             ('teacher', (model.get('teacher') or {}).get('checkpoint'), 'model.teacher', 'trains without a teacher')]
+    for what, path, key, meaning in files:
+        if path and '://' not in path and not osp.isfile(path):
+            raise FileNotFoundError(f'{what} checkpoint {path} not found: put the file there or pass '
+                                    f'--cfg-options {key}.checkpoint=PATH ({key}=None {meaning})')
 
 
 def check_amp_device(cfg):
@@ -98,6 +102,13 @@ def check_amp_device(cfg):
     if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
         raise ValueError('this config trains in mixed precision (AmpOptimWrapper), which needs a GPU; '
                          'to train in fp32 on CPU pass --cfg-options optim_wrapper.type=OptimWrapper')
+
+
+def enable_progress_bar(cfg):
+    """Show a progress bar over the batches of each evaluation (:class:`effvit_mm.engine.ProgressBarHook`)."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'ProgressBarHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='ProgressBarHook')]
 
 
 def enable_auto_scale_lr(cfg):

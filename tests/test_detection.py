@@ -83,6 +83,7 @@ def load_authors_detector(config, backbone_keys, tmp_path, neck_keys=None, mmdet
     return model, state
 
 
+@pytest.mark.usefixtures('mmdet_scope')
 @pytest.mark.parametrize('kind', ['mask_rcnn', 'retinanet'])
 def test_authors_shvit_detector_checkpoint_loads(kind, tmp_path):
     """The authors' released SHViT-S4 detectors (mmdet 2.25: their SHViT and neck names, mmdet's
@@ -94,6 +95,7 @@ def test_authors_shvit_detector_checkpoint_loads(kind, tmp_path):
     assert torch.equal(model.state_dict()[key], state[key])
 
 
+@pytest.mark.usefixtures('mmdet_scope')
 @pytest.mark.parametrize('config', ['mask_rcnn_litv2_s_coco.py', 'retinanet_litv2_s_ws4_coco.py'])
 def test_authors_litv2_detector_checkpoint_loads(config, tmp_path):
     """The authors' released LITv2 detectors (mmdet 3: their backbone names and shapes, listed in
@@ -107,6 +109,7 @@ def test_authors_litv2_detector_checkpoint_loads(config, tmp_path):
     assert torch.equal(model.state_dict()[key], state[key])
 
 
+@pytest.mark.usefixtures('mmdet_scope')
 def test_odd_input_sizes_through_the_detector():
     """Images of any size (here 131x97, no padding to a multiple of 64) go through the detector."""
     cfg = Config.fromfile(ROOT / 'configs/mask_rcnn_shvit_s4_coco.py')

@@ -2,10 +2,12 @@
 
     python tools/generate_data.py coco --out data/demo_coco [--num-train N --num-val N
                                        --width W --height H --max-objects K --seed S]
+    python tools/generate_data.py imagenet --out data/demo_imagenet [--num-classes C --num-train N
+                                           --num-val N --size S --seed S]   (N: images per class)
 """
 import argparse
 
-from effvit_mm.datasets import make_coco
+from effvit_mm.datasets import make_coco, make_imagenet
 
 
 def coco(args):
@@ -14,6 +16,13 @@ def coco(args):
     counts = summary['num_annotations']
     return (f"COCO-format set in {summary['root']}: {summary['num_train']} train / {summary['num_val']} val "
             f"images, {counts['train']} / {counts['val']} annotations, classes {', '.join(summary['classes'])}")
+
+
+def imagenet(args):
+    summary = make_imagenet(args.out, args.num_classes, args.num_train, args.num_val, args.size, args.seed)
+    return (f"ImageNet-style set in {summary['root']}: {summary['num_train']} train / {summary['num_val']} val "
+            f"images of {summary['size']}x{summary['size']} in {len(summary['classes'])} class folders "
+            f"(train/, val/, meta/*.txt), classes {', '.join(summary['classes'])}")
 
 
 def parse_args():
@@ -28,6 +37,14 @@ def parse_args():
     p.add_argument('--max-objects', type=int, default=3, help='objects per image: 1..K')
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(generate=coco)
+    p = sub.add_parser('imagenet', help='ImageNet-style classification (train/ and val/ class folders, meta/*.txt)')
+    p.add_argument('--out', default='data/demo_imagenet', help='root of the set')
+    p.add_argument('--num-classes', type=int, default=4)
+    p.add_argument('--num-train', type=int, default=64, help='training images per class')
+    p.add_argument('--num-val', type=int, default=16, help='validation images per class')
+    p.add_argument('--size', type=int, default=64, help='side of the square images')
+    p.add_argument('--seed', type=int, default=0)
+    p.set_defaults(generate=imagenet)
     return parser.parse_args()
 
 

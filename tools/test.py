@@ -9,7 +9,8 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import check_data_roots, dump_predictions, enable_tta, enable_visualization, load_config, run
+from effvit_mm.runtime import (check_data_roots, dump_predictions, enable_progress_bar, enable_tta, enable_visualization,
+                               load_config, run)
 
 
 def parse_args():
@@ -36,6 +37,7 @@ def setup(args):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} not found')
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
+    enable_progress_bar(cfg)
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
     if args.tta:

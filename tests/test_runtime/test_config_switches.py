@@ -24,6 +24,9 @@ def test_missing_config_and_data_root(tmp_path):
         check_pretrained(cfg)
     cfg.model.backbone.init_cfg = None
     check_pretrained(cfg)
+    cfg.model.teacher = dict(name='regnety_160', checkpoint='no_teacher.pth')
+    with pytest.raises(FileNotFoundError, match=r'teacher checkpoint no_teacher.pth not found.*model.teacher=None'):
+        check_pretrained(cfg)
 
 
 @pytest.mark.parametrize('scope, hook, expected', [

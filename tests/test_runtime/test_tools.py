@@ -62,6 +62,7 @@ def test_dist_train_on_two_cpu_processes_then_test(tmp_path):
     log = run(sys.executable, 'tools/test.py', config, tmp_path / 'dist/iter_4.pth', '--work-dir', tmp_path / 'test',
               '--out', out)
     assert re.search(r'Iter\(test\) \[8/8\]\s+mse: \d', log)
+    assert re.search(r'\] 8/8, .* task/s', log)  # the progress bar of tools/test.py
     assert out.is_file()
 
 

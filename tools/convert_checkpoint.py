@@ -1,0 +1,65 @@
+"""Convert an SHViT / SwiftFormer / LITv2 classification checkpoint (the authors' release, timm's, or
+one of ours) into an mmpretrain ``ImageClassifier`` checkpoint or a backbone-only file.
+
+    python tools/convert_checkpoint.py SRC DST [--family shvit|swiftformer|litv2] [--to mmpretrain|backbone]
+
+``--to mmpretrain`` (default): for ``load_from`` / ``tools/test.py`` with our classification configs.
+``--to backbone``: for ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` of the backbone (e.g. the
+detection configs); the classifier and its final norm are left out. The family is detected when
+``--family`` is absent; given, a file of another family is an error. See :mod:`effvit_mm.convert`.
+"""
+import argparse
+import os
+import os.path as osp
+import pickle
+
+import torch
+
+import effvit_mm  # noqa: F401  (its weights_only allow-list)
+from effvit_mm.checkpoint import CheckpointMismatchError, extract_state_dict
+from effvit_mm.convert import FAMILIES, ConversionError, describe, detect, to_backbone, to_mmpretrain
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('src', help='checkpoint to convert')
+    p.add_argument('dst', help='file to write')
+    p.add_argument('--family', choices=FAMILIES, help='expected family (default: detected)')
+    p.add_argument('--to', choices=['mmpretrain', 'backbone'], default='mmpretrain', help='output layout')
+    return p.parse_args()
+
+
+def convert(src, dst, family=None, to='mmpretrain'):
+    """Read ``src`` (torch ``weights_only``), convert, write ``{'state_dict', 'meta'}`` to ``dst``;
+    returns the one-line summary."""
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'checkpoint {src} not found')
+    try:
+        checkpoint = torch.load(src, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ConversionError(f'{src} cannot be read with weights_only=True: {str(error).splitlines()[0]}')
+    state_dict = extract_state_dict(checkpoint)
+    convert_fn = to_mmpretrain if to == 'mmpretrain' else to_backbone
+    detected, layout = detect(state_dict)
+    out = convert_fn(state_dict, family)
+    meta = dict(describe(out, detected), source=osp.abspath(src), source_layout=layout, layout=to,
+                effvit_mm_version=effvit_mm.__version__)
+    if osp.dirname(dst):
+        os.makedirs(osp.dirname(dst), exist_ok=True)
+    torch.save({'state_dict': out, 'meta': meta}, dst)
+    what = ('mmpretrain ImageClassifier' + (' with distillation head' if meta['distillation'] else '')
+            if to == 'mmpretrain' else 'backbone only (no classifier, no final norm)')
+    return (f'{src} ({detected}, {layout} layout) -> {dst}: {what}, {len(out)} tensors'
+            + (f', {meta["num_classes"]} classes' if to == 'mmpretrain' else ''))
+
+
+def main():
+    args = parse_args()
+    try:
+        print(convert(args.src, args.dst, args.family, args.to))
+    except (FileNotFoundError, ValueError, CheckpointMismatchError) as error:  # one line, not a traceback
+        raise SystemExit(f'error: {error}')
+
+
+if __name__ == '__main__':
+    main()
