@@ -72,13 +72,20 @@ def check_data_roots(cfg, splits):
             dataset = dataset.get('dataset')
 
 
+# The mixed-precision twin of each optimiser wrapper (--amp keeps the clipping rule of the recipe).
+AMP_WRAPPERS = {'OptimWrapper': 'AmpOptimWrapper', 'AGCOptimWrapper': 'AGCAmpOptimWrapper'}
+
+
 def enable_amp(cfg):
-    """Train with ``AmpOptimWrapper`` (``--amp``)."""
-    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-        raise ValueError('--amp: the config already trains with AmpOptimWrapper; drop --amp')
+    """Train with the mixed-precision twin of the config's optimiser wrapper (``--amp``)."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper in AMP_WRAPPERS.values():
+        raise ValueError(f'--amp: the config already trains with {wrapper}; drop --amp')
+    if wrapper not in AMP_WRAPPERS:
+        raise ValueError(f'--amp: no mixed-precision variant of {wrapper} (known: {sorted(AMP_WRAPPERS)})')
     if not torch.cuda.is_available():
         raise ValueError('--amp needs a GPU (mmengine\'s AmpOptimWrapper does not run on CPU)')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.type = AMP_WRAPPERS[wrapper]
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
@@ -99,7 +106,7 @@ def check_pretrained(cfg):
 def check_amp_device(cfg):
     """A config that trains in mixed precision (e.g. the LITv2 detectors) needs a GPU: say so in one
     line, with the switch that trains it in fp32 instead."""
-    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+    if cfg.get('optim_wrapper', {}).get('type') in AMP_WRAPPERS.values() and not torch.cuda.is_available():
         raise ValueError('this config trains in mixed precision (AmpOptimWrapper), which needs a GPU; '
                          'to train in fp32 on CPU pass --cfg-options optim_wrapper.type=OptimWrapper')
 

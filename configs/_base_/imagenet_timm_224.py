@@ -20,7 +20,7 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 
-custom_imports = dict(imports=['effvit_mm', 'effvit_mm.engine'], allow_failed_imports=False)
+custom_imports = dict(imports=['effvit_mm'], allow_failed_imports=False)
 
 data_root = 'data/imagenet/'
 train_dataloader = dict(

@@ -56,6 +56,8 @@ def test_amp_auto_scale_lr_and_tta_need_their_config():
                       test_dataloader=dict(dataset=dict(pipeline=[]))))
     with pytest.raises(ValueError, match='already trains with AmpOptimWrapper'):
         enable_amp(cfg)
+    with pytest.raises(ValueError, match='no mixed-precision variant of SGDWrapper'):
+        enable_amp(Config(dict(optim_wrapper=dict(type='SGDWrapper'))))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='needs a GPU.*optim_wrapper.type=OptimWrapper'):
             check_amp_device(cfg)
@@ -91,3 +93,12 @@ def test_cpu_slurm_launch_starts_gloo(monkeypatch, own_wrapper):
     kept = dict(find_unused_parameters=True) if own_wrapper else dict(broadcast_buffers=False,
                                                                       find_unused_parameters=False)
     assert cfg.model_wrapper_cfg == dict(type='CPUDistributedDataParallel', device_ids=None, **kept)
+
+
+def test_amp_keeps_adaptive_gradient_clipping(monkeypatch):
+    """--amp on an SHViT recipe (AGCOptimWrapper) switches to AGCAmpOptimWrapper, not to a plain
+    AmpOptimWrapper that would drop the clipping."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = Config(dict(optim_wrapper=dict(type='AGCOptimWrapper', clip_factor=0.02)))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper == dict(type='AGCAmpOptimWrapper', clip_factor=0.02, loss_scale='dynamic')
