@@ -1,0 +1,34 @@
+"""Counting multiply-adds with mmengine's ``FlopAnalyzer``, including the two ops it skips that these
+models use: torchvision's deformable convolution (LITv2's DTM) and ``scaled_dot_product_attention``
+(LITv2's HiLo). Like mmengine (and fvcore), "flops" are multiply-adds of convolutions, matmuls and
+linear layers; element-wise ops, norms and the bilinear sampling of the deformable conv are not counted.
+"""
+from collections import Counter
+from math import prod
+
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import get_shape
+
+__all__ = ['flop_analyzer']
+
+
+def deform_conv2d_flop_jit(inputs, outputs):
+    """``torchvision::deform_conv2d(input, weight, offset, mask, bias, ...)``: the multiply-adds of a
+    convolution of the same geometry, N * C_out * H_out * W_out * (C_in / groups) * kh * kw."""
+    weight, out = get_shape(inputs[1]), get_shape(outputs[0])
+    return Counter(deform_conv=prod(out) * prod(weight[1:]))
+
+
+def sdpa_flop_jit(inputs, outputs):
+    """``aten::scaled_dot_product_attention(q, k, v, ...)``, q (..., L, E), k (..., S, E), v (..., S, Ev):
+    ``q @ k^T`` and ``attn @ v``, prod(...) * L * S * (E + Ev)."""
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    return Counter(attention=prod(q[:-1]) * k[-2] * (q[-1] + v[-1]))
+
+
+def flop_analyzer(model, inputs):
+    """``FlopAnalyzer(model, inputs)`` that also counts deformable convs and fused attention."""
+    return FlopAnalyzer(model, inputs).set_op_handle(**{
+        'torchvision::deform_conv2d': deform_conv2d_flop_jit,
+        'aten::scaled_dot_product_attention': sdpa_flop_jit,
+    })
