@@ -128,11 +128,15 @@ def enable_auto_scale_lr(cfg):
 def enable_visualization(cfg, show_dir=None, show=False, wait_time=2.0):
     """Turn on the test-time drawing of the config's codebase, as its own tools/test.py does:
     mmdet's hook draws into ``test_out_dir`` (under ``<work_dir>/<timestamp>/``), mmseg's
-    visualizer into ``<save_dir>/vis_data``, mmpretrain's hook into ``out_dir``."""
+    visualizer into ``<save_dir>/vis_data``, mmpretrain's hook into ``out_dir``. mmseg's and
+    mmpretrain's hooks draw every image (their defaults: every 50th / 5000th), unless the config
+    sets an ``interval``."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
         raise ValueError("--show / --show-dir need default_hooks.visualization in the config")
     scope = cfg.get('default_scope')
+    if scope in ('mmseg', 'mmpretrain'):
+        hook.setdefault('interval', 1)
     if scope == 'mmpretrain':
         hook.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
         return

@@ -18,3 +18,4 @@ def _scope_fixture(scope):
 
 mmdet_scope = _scope_fixture('mmdet')
 mmpretrain_scope = _scope_fixture('mmpretrain')
+mmseg_scope = _scope_fixture('mmseg')

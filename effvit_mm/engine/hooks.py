@@ -12,7 +12,8 @@ from mmengine.utils import ProgressBar
 @HOOKS.register_module()
 class ProgressBarHook(Hook):
     """A ``ProgressBar`` of ``len(dataloader)`` batches, advanced after each val / test batch and ended
-    with a line break before ``LoggerHook`` (lower priority) prints the metrics."""
+    with a line break after the last one (before the metrics print, e.g. mmseg's per-class table).
+    Its priority is above ``LoggerHook``'s, whose per-interval lines go after the bar's update."""
     priority = 'NORMAL'
 
     def __init__(self):
@@ -24,6 +25,8 @@ class ProgressBarHook(Hook):
     def _advance(self):
         if self.bar is not None:
             self.bar.update()
+            if self.bar.completed >= self.bar.task_num:  # before metrics that print their own tables
+                self._end()
 
     def _end(self):
         if self.bar is not None:

@@ -31,8 +31,8 @@ def test_missing_config_and_data_root(tmp_path):
 
 @pytest.mark.parametrize('scope, hook, expected', [
     ('mmdet', dict(type='DetVisualizationHook'), dict(draw=True, test_out_dir='vis')),
-    ('mmseg', dict(type='SegVisualizationHook'), dict(draw=True)),
-    ('mmpretrain', dict(type='VisualizationHook'), dict(enable=True, out_dir='vis')),
+    ('mmseg', dict(type='SegVisualizationHook'), dict(draw=True, interval=1)),
+    ('mmpretrain', dict(type='VisualizationHook'), dict(enable=True, out_dir='vis', interval=1)),
 ])
 def test_show_dir_per_codebase(scope, hook, expected):
     cfg = Config(dict(default_scope=scope, default_hooks=dict(visualization=hook), visualizer=dict()))
