@@ -19,7 +19,7 @@ setup(
     install_requires=[
         'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
-        'pycocotools', 'setuptools<81',
+        'pycocotools', 'setuptools<81', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2',
     ],
     extras_require={'tests': ['pytest>=8']},
 )

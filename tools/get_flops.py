@@ -17,6 +17,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 import effvit_mm  # noqa: F401  (registers the models)
 from effvit_mm.analysis import flop_analyzer
+from effvit_mm.export import test_crop
 
 # ImageNet-1k classifiers of the papers (shared README): (family, arch, resolution) -> (params, multiply-adds).
 PAPER = {
@@ -37,16 +38,6 @@ def parse_args():
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
     p.add_argument('--out', help='also write the figures to this JSON file')
     return p.parse_args()
-
-
-def test_crop(cfg):
-    """(H, W) of the classifier config's test pipeline: its centre crop, else its fixed resize."""
-    for step in reversed(cfg.test_dataloader.dataset.pipeline):
-        size = step.get('crop_size') if step['type'] == 'CenterCrop' else \
-            step.get('scale') if step['type'] == 'Resize' else None
-        if size:
-            return (size, size) if isinstance(size, int) else tuple(size[::-1])
-    raise ValueError('no CenterCrop / Resize in the test pipeline: pass --shape H W')
 
 
 class Counted(nn.Module):

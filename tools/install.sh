@@ -26,6 +26,7 @@ PINS=(
   mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 "timm>=1.0.20,<1.1"
   ftfy regex                    # imported by mmsegmentation, not declared
   pycocotools "shapely" "scipy" "pytest>=8"
+  "onnx>=1.17" "onnxruntime>=1.20" "onnxscript>=0.2"  # tools/export_onnx.py
 )
 
 if [[ -n "${EFFVIT_MM_PYTHON:-}" ]]; then
@@ -49,7 +50,7 @@ assert md.version('mmcv') == mmcv_v
 want = {'mmengine': '0.10.7', 'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0'}
 for k, v in want.items():
     assert md.version(k) == v, k
-import setuptools, pkg_resources, ftfy, regex, timm, pytest, pycocotools  # noqa
+import setuptools, pkg_resources, ftfy, regex, timm, pytest, pycocotools, onnx, onnxruntime, onnxscript  # noqa
 from mmcv.ops import RoIAlign, nms  # compiled ops present
 PY
 }

@@ -1,0 +1,86 @@
+"""ONNX export (effvit_mm/export.py, tools/export_onnx.py): one variant per family exported with the
+dynamo exporter and run in onnxruntime (random weights and BN statistics), deploy mode, the CLI."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS
+
+import effvit_mm  # noqa: F401  (registers the backbones)
+from effvit_mm.export import compare_onnxruntime, export_onnx, max_abs_diff, parse_spec, scaled_diff, test_crop
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tests' / 'test_models'))
+from random_weights import randomise_  # noqa: E402
+
+onnx = pytest.importorskip('onnx')
+ort = pytest.importorskip('onnxruntime')
+pytest.importorskip('onnxscript')
+
+
+def test_parse_spec():
+    assert parse_spec('shvit:s1') == ('SHViT', 's1')
+    assert parse_spec('SwiftFormer:xs') == ('SwiftFormer', 'xs')
+    assert parse_spec('litv2:s') == ('LITv2', 's')
+    assert parse_spec('configs/shvit_s1_in1k.py') is None
+    assert parse_spec('vit:b') is None and parse_spec('shvit:') is None
+
+
+def test_test_crop():
+    assert test_crop(Config.fromfile(ROOT / 'configs/shvit_s1_in1k.py')) == (224, 224)
+    assert test_crop(Config.fromfile(ROOT / 'configs/litv2_b_384px_in1k.py')) == (384, 384)
+
+
+def test_diffs():
+    a = torch.tensor([[0.0, 10.0]])
+    assert max_abs_diff(a, np.array([[0.5, 10.0]], dtype=np.float32)) == 0.5
+    assert scaled_diff(a, a + 0.5) == pytest.approx(0.05)
+    with pytest.raises(ValueError):
+        max_abs_diff(a, a[0])
+
+
+@pytest.mark.parametrize('family, arch, deploy', [
+    ('SHViT', 's1', False), ('SwiftFormer', 'xs', True), ('LITv2', 's', False)])
+def test_backbone_export_matches_onnxruntime(tmp_path, family, arch, deploy):
+    model = randomise_(MODELS.build(dict(type=family, arch=arch)))
+    if deploy:
+        model.switch_to_deploy()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        n_out = len(model(x))
+    path = tmp_path / f'{family}.onnx'
+    proto = export_onnx(model, x, str(path), [f'feat{i}' for i in range(n_out)])
+    ops = {n.op_type for n in proto.graph.node}
+    assert [o.name for o in proto.graph.output] == [f'feat{i}' for i in range(n_out)]
+    if family == 'LITv2':
+        assert 'DeformConv' in ops  # torchvision's deform_conv2d, one to one
+    if deploy:
+        assert 'BatchNormalization' not in ops or family == 'SwiftFormer'  # SwiftFormer's output norms stay
+    res = compare_onnxruntime(model, x, path, runs=1, threads=1)
+    assert len(res['diffs']) == n_out
+    assert max(res['diffs']) < 1e-4, res['diffs']
+    assert res['torch_ips'] > 0 and res['ort_ips'] > 0
+
+
+def test_deform_conv_needs_opset_19(tmp_path):
+    model = MODELS.build(dict(type='LITv2', arch='s')).eval()
+    with pytest.raises(ValueError, match='opset >= 19'):
+        export_onnx(model, torch.zeros(1, 3, 64, 64), str(tmp_path / 'x.onnx'), ['feat0'], opset=17)
+
+
+def test_cli_classifier_deploy_dynamic_batch(tmp_path):
+    out = tmp_path / 'shvit_s1.onnx'
+    log = subprocess.run(
+        [sys.executable, 'tools/export_onnx.py', 'configs/shvit_s1_in1k.py', str(out), '--shape', '64',
+         '--batch', '2', '--deploy', '--dynamic-batch', '--runs', '0', '--threads', '1'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert log.returncode == 0, log.stdout + log.stderr
+    assert 'OK: max scaled diff' in log.stdout and 'random weights' in log.stderr
+    sess = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    assert [o.name for o in sess.get_outputs()] == ['logits']
+    logits, = sess.run(None, {'input': np.zeros((3, 3, 64, 64), np.float32)})  # batch 3 != 2: dynamic
+    assert logits.shape == (3, 1000)

@@ -1,0 +1,94 @@
+"""Export a classifier (its logits) or a backbone (its feature maps) to ONNX and check it against
+onnxruntime.
+
+    python tools/export_onnx.py CONFIG_OR_SPEC OUT.onnx [--checkpoint CKPT] [--shape H [W]] [--batch N]
+        [--opset 19] [--deploy] [--dynamic-batch] [--runs 5] [--threads N]
+        [--tol 1e-4]
+
+CONFIG: an mmpretrain classifier config; the output is ``logits`` (model(x, mode='tensor')), the default
+input size its test crop. SPEC ``family:arch`` (``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the
+backbone alone, outputs ``feat0``, ``feat1``, ..., default input 224x224. Without ``--checkpoint`` the
+weights are random (a warning says so). ``--deploy`` folds the BatchNorms (``switch_to_deploy()``) first.
+
+The exporter is torch's dynamo-based one (``torch.onnx.export(..., dynamo=True)``, the default since
+torch 2.9; the TorchScript one is deprecated), with translations of torchvision's deformable conv
+(ONNX ``DeformConv``: LITv2 needs opset >= 19) and of 5D scaled-dot-product attention (effvit_mm/export.py).
+
+After the export: ``onnx.checker``, then onnxruntime (CPUExecutionProvider) and PyTorch on the same
+random input: max abs diff per output, images/s of both (median of --runs, the same number of
+intra-op threads), one summary line. Exits 1 if
+an output's diff, divided by max(1, max |output|), exceeds --tol (1e-4): absolute for outputs within
+[-1, 1], relative to the output's largest magnitude beyond.
+"""
+import argparse
+import sys
+import warnings
+
+import torch
+
+from effvit_mm.export import (Logits, build_backbone, build_classifier, compare_onnxruntime,
+                              export_onnx, parse_spec, test_crop)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('target', metavar='CONFIG_OR_SPEC')
+    p.add_argument('out', metavar='OUT.onnx')
+    p.add_argument('--checkpoint')
+    p.add_argument('--shape', type=int, nargs='+', help='input H [W]')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--opset', type=int, default=19)
+    p.add_argument('--deploy', action='store_true', help='switch_to_deploy() (fold BatchNorms) first')
+    p.add_argument('--dynamic-batch', action='store_true', help='a symbolic batch dimension')
+    p.add_argument('--runs', type=int, default=5, help='timed runs of each runtime (0: no timing)')
+    p.add_argument('--threads', type=int, help='intra-op threads of both runtimes (default: PyTorch\'s)')
+    p.add_argument('--tol', type=float, default=1e-4)
+    args = p.parse_args(argv)
+    if args.shape and len(args.shape) > 2:
+        p.error('--shape takes H [W]')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # all of this process's PyTorch work; onnxruntime follows
+    spec = parse_spec(args.target)
+    if spec:
+        model = build_backbone(args.target, args.checkpoint)
+        backbone, shape = model, (224, 224)
+    else:
+        from mmengine.config import Config
+        cfg = Config.fromfile(args.target)
+        model, _ = build_classifier(cfg, args.checkpoint)
+        backbone, shape = model.backbone, test_crop(cfg)
+    if not args.checkpoint:
+        warnings.warn('no --checkpoint: exporting random weights', stacklevel=1)
+    if args.shape:
+        shape = tuple(args.shape) * (3 - len(args.shape))
+    if args.deploy:
+        backbone.switch_to_deploy()
+    model = model.eval() if spec else Logits(model).eval()
+
+    x = torch.randn(args.batch, 3, *shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x)
+    names = [f'feat{i}' for i in range(len(out))] if spec else ['logits']
+    export_onnx(model, x, args.out, names, opset=args.opset, dynamic_batch=args.dynamic_batch)
+    print(f'exported {args.target} ({"deploy" if args.deploy else "eval"}) at {args.batch}x3x{shape[0]}x{shape[1]} '
+          f'to {args.out} (opset {args.opset}); onnx.checker: OK')
+
+    res = compare_onnxruntime(model, x, args.out, runs=args.runs)
+    for name, d, s in zip(names, res['diffs'], res['scaled']):
+        print(f'  {name}: max abs diff {d:.3g} (scaled {s:.3g})')
+    worst = max(res['scaled'])
+    ok = worst <= args.tol
+    speed = 'not timed (--runs 0)' if args.runs <= 0 else \
+        f'PyTorch {res["torch_ips"]:.1f} img/s, onnxruntime {res["ort_ips"]:.1f} img/s (CPU, batch ' \
+        f'{args.batch}, {torch.get_num_threads()} threads, median of {args.runs})'
+    print(f'{"OK" if ok else "FAIL"}: max scaled diff {worst:.3g} (tol {args.tol:g}); {speed}')
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
