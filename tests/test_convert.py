@@ -11,7 +11,6 @@ from mmpretrain.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
 from effvit_mm.convert import ConversionError, detect, to_backbone, to_mmpretrain
-from effvit_mm.models.heads import LITv2ClsHead, SHViTClsHead, SwiftFormerClsHead  # noqa: F401  (registers)
 
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # see tests/conftest.py
 
