@@ -27,12 +27,13 @@ mmseg's ``BaseSegDataset`` and the set's own classes, e.g. for ``make_ade20k('da
 summary holds them too) and ``decode_head=dict(num_classes=K)``. (``ADE20KDataset`` with ``metainfo`` classes that are not
 ADE20K names fails: mmseg builds a label map from the old class names.)
 """
-import json
 import os
 import os.path as osp
 
 import cv2
 import numpy as np
+
+from .generation import reuse_or_reset, save_summary
 
 CLASSES = ('background', 'red_flat', 'green_hstripes', 'blue_vstripes', 'yellow_checks', 'magenta_dots',
            'cyan_diagonal', 'orange_flat')
@@ -120,18 +121,20 @@ def make_ade20k(root, num_train=64, num_val=16, size=(128, 96), num_classes=4, s
     counts = dict(train=num_train, val=num_val)
     meta_file = osp.join(root, 'meta.json')
     dirs = [osp.join(root, top, sub) for sub in SPLITS.values() for top in ('images', 'annotations')]
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        expected = [osp.join(root, top, SPLITS[s], f'{i:06d}.{ext}') for s, n in counts.items()
-                    for i in range(1, n + 1) for top, ext in (('images', 'jpg'), ('annotations', 'png'))]
-        if meta.get('params') == params and all(osp.isfile(p) for p in expected):
-            return dict(meta['summary'], root=str(root))
-        os.remove(meta_file)
-        for d in dirs:  # the old set's files, which the new one may not all overwrite
+
+    def expected():
+        return [osp.join(root, top, SPLITS[s], f'{i:06d}.{ext}') for s, n in counts.items()
+                for i in range(1, n + 1) for top, ext in (('images', 'jpg'), ('annotations', 'png'))]
+
+    def clear():  # the old set's files, which the new one may not all overwrite
+        for d in dirs:
             for name in os.listdir(d) if osp.isdir(d) else []:
                 if name.endswith(('.jpg', '.png')) and name[:-4].isdigit():
                     os.remove(osp.join(d, name))
+
+    summary = reuse_or_reset(meta_file, params, expected, clear)
+    if summary is not None:
+        return dict(summary, root=str(root))
     for d in dirs:
         os.makedirs(d, exist_ok=True)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
@@ -144,6 +147,4 @@ def make_ade20k(root, num_train=64, num_val=16, size=(128, 96), num_classes=4, s
     info = metainfo(num_classes)
     summary = dict(root=str(root), classes=list(info['classes']), palette=info['palette'],
                    num_train=num_train, num_val=num_val, size=[width, height])
-    with open(meta_file, 'w') as f:
-        json.dump(dict(params=params, summary=summary), f, indent=1)
-    return summary
+    return save_summary(meta_file, params, summary)

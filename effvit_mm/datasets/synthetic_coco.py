@@ -19,6 +19,8 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from .generation import reuse_or_reset, save_summary
+
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 COLOURS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))  # RGB, one per class
 FORMAT_VERSION = 2
@@ -136,25 +138,25 @@ def make_coco(root, num_train=64, num_val=16, img_size=(320, 256), seed=0, max_o
                   seed=seed, max_objects=max_objects)
     counts = dict(train=num_train, val=num_val)
     meta_file = osp.join(root, 'meta.json')
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        expected = [osp.join(root, 'annotations', f'instances_{s}2017.json') for s in counts]
-        expected += [osp.join(root, f'{s}2017', f'{i:06d}.jpg') for s, n in counts.items() for i in range(1, n + 1)]
-        if meta.get('params') == params and all(osp.isfile(p) for p in expected):
-            return dict(meta['summary'], root=str(root))
-        os.remove(meta_file)
-        for s in counts:  # the old set's images, which the new one may not all overwrite
+
+    def expected():
+        return [osp.join(root, 'annotations', f'instances_{s}2017.json') for s in counts] + \
+            [osp.join(root, f'{s}2017', f'{i:06d}.jpg') for s, n in counts.items() for i in range(1, n + 1)]
+
+    def clear():  # the old set's images, which the new one may not all overwrite
+        for s in counts:
             old = osp.join(root, f'{s}2017')
             for name in os.listdir(old) if osp.isdir(old) else []:
                 if name.endswith('.jpg') and name[:-4].isdigit():
                     os.remove(osp.join(old, name))
+
+    summary = reuse_or_reset(meta_file, params, expected, clear)
+    if summary is not None:
+        return dict(summary, root=str(root))
     for sub in ('annotations', 'train2017', 'val2017'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     summary = dict(root=str(root), classes=list(CLASSES), num_train=num_train, num_val=num_val,
                    num_annotations={s: _write_split(root, s, n, rng, width, height, max_objects)
                                     for (s, n), rng in zip(counts.items(), rngs)})
-    with open(meta_file, 'w') as f:
-        json.dump(dict(params=params, summary=summary), f, indent=1)
-    return summary
+    return save_summary(meta_file, params, summary)

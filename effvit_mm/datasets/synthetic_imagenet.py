@@ -17,13 +17,14 @@ Each image shows one coloured shape (disc, square, triangle or cross, in one of 
 noisy background of random tint, with jitter in position, scale and colour. A class is a (shape,
 colour) pair; consecutive classes differ in both, so the first few are easy to tell apart.
 """
-import json
 import os
 import os.path as osp
 import shutil
 
 import cv2
 import numpy as np
+
+from .generation import reuse_or_reset, save_summary
 
 SHAPES = ('disc', 'square', 'triangle', 'cross')
 COLOURS = {  # RGB
@@ -128,22 +129,24 @@ def make_imagenet(root, num_classes=4, num_train_per_class=64, num_val_per_class
     params = dict(version=FORMAT_VERSION, num_classes=int(num_classes), num_train_per_class=int(num_train_per_class),
                   num_val_per_class=int(num_val_per_class), size=int(size), seed=int(seed))
     meta_file = osp.join(root, 'meta', 'generation.json')
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        expected = [osp.join(root, 'meta', n) for n in ('train.txt', 'val.txt', 'classes.txt')]
-        if meta.get('params') == params and all(osp.isfile(p) for p in expected):
-            for split in ('train', 'val'):
-                expected += [osp.join(root, split, line.rsplit(' ', 1)[0])
-                             for line in open(osp.join(root, 'meta', f'{split}.txt')).read().splitlines()]
-            if all(osp.isfile(p) for p in expected):
-                return dict(meta['summary'], root=root)
-        os.remove(meta_file)
-    for split in ('train', 'val'):  # an old set's class folders, which the new one may not all overwrite
-        old = osp.join(root, split)
-        for name in os.listdir(old) if osp.isdir(old) else []:
-            if len(name) == 9 and name[0] == 'n' and name[1:].isdigit():
-                shutil.rmtree(osp.join(old, name))
+
+    def expected():
+        lists = [osp.join(root, 'meta', n) for n in ('train.txt', 'val.txt', 'classes.txt')]
+        if not all(osp.isfile(p) for p in lists):
+            return lists
+        return lists + [osp.join(root, split, line.rsplit(' ', 1)[0]) for split in ('train', 'val')
+                        for line in open(osp.join(root, 'meta', f'{split}.txt')).read().splitlines()]
+
+    def clear():  # the old set's class folders, which the new one may not all overwrite
+        for split in ('train', 'val'):
+            old = osp.join(root, split)
+            for name in os.listdir(old) if osp.isdir(old) else []:
+                if len(name) == 9 and name[0] == 'n' and name[1:].isdigit():
+                    shutil.rmtree(osp.join(old, name))
+
+    summary = reuse_or_reset(meta_file, params, expected, clear)
+    if summary is not None:
+        return dict(summary, root=root)
     os.makedirs(osp.join(root, 'meta'), exist_ok=True)
     specs = class_specs(num_classes)
     classes = [f'{colour} {shape}' for shape, colour in specs]
@@ -154,6 +157,4 @@ def make_imagenet(root, num_classes=4, num_train_per_class=64, num_val_per_class
                    size=int(size),
                    num_train=_write_split(root, 'train', num_train_per_class, specs, size, rngs[0]),
                    num_val=_write_split(root, 'val', num_val_per_class, specs, size, rngs[1]))
-    with open(meta_file, 'w') as f:
-        json.dump(dict(params=params, summary=summary), f, indent=1)
-    return summary
+    return save_summary(meta_file, params, summary)

@@ -130,3 +130,12 @@ def test_command_line(tmp_path):
     bad = subprocess.run([sys.executable, 'tools/generate_data.py', 'imagenet', '--out', str(tmp_path / 'x'),
                           '--num-classes', '1'], cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and 'num_classes must be in [2, 24]' in bad.stderr
+
+
+def test_never_deletes_a_folder_it_did_not_generate(tmp_path):
+    """Without the generator's meta file the root may hold a real data set: nothing is deleted."""
+    real = tmp_path / 'train' / 'n01440764'  # a real ImageNet wnid
+    real.mkdir(parents=True)
+    (real / 'n01440764_10026.JPEG').write_bytes(b'real image')
+    make_imagenet(tmp_path, num_classes=2, num_train_per_class=1, num_val_per_class=1, size=32)
+    assert (real / 'n01440764_10026.JPEG').read_bytes() == b'real image'

@@ -24,11 +24,17 @@ class EfficientBackbone(BaseModule):
     convert_state_dict = None
     dense_only_keys = ()
 
-    def __init__(self, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None):
+    def __init__(self, arch, out_indices, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None):
+        """Parses and checks ``arch`` (-> ``self.arch``) and ``out_indices`` (-> ``self.out_indices``,
+        sorted, non-negative; ``self.num_features``: their ``embed_dims``)."""
         super().__init__(init_cfg=init_cfg)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        self.arch = self._parse_arch(arch)
+        dims = self.arch['embed_dims']
+        self.out_indices = self._check_indices(out_indices, frozen_stages, len(dims))
+        self.num_features = [dims[i] for i in self.out_indices]
 
     def _parse_arch(self, arch):
         """A variant name of ``arch_settings`` or a dict with the same keys (``arch_defaults`` may be

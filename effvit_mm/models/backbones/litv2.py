@@ -192,12 +192,9 @@ class LITv2(EfficientBackbone):
     def __init__(self, arch='s', in_channels=3, alpha=0.9, local_ws=(0, 0, 2, 1),
                  out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False, with_cp=False,
                  drop_path_rate=0.0, init_cfg=None):
-        super().__init__(frozen_stages, norm_eval, with_cp, init_cfg)
-        self.arch = self._parse_arch(arch)
+        super().__init__(arch, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         dims, depths, heads = self.arch['embed_dims'], self.arch['depths'], self.arch['num_heads']
         self._check_arch(dims, heads, tuple(local_ws), alpha)
-        self.out_indices = self._check_indices(out_indices, frozen_stages, len(dims))
-        self.num_features = [dims[i] for i in self.out_indices]
 
         self.patch_embed = PatchEmbed(in_channels, dims[0])
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()

@@ -119,11 +119,8 @@ class SHViT(EfficientBackbone):
 
     def __init__(self, arch='s4', in_channels=3, out_indices=(0, 1, 2), frozen_stages=-1,
                  norm_eval=False, with_cp=False, drop_path_rate=0.0, init_cfg=None):
-        super().__init__(frozen_stages, norm_eval, with_cp, init_cfg)
-        self.arch = self._parse_arch(arch)
+        super().__init__(arch, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         dims, depths = self.arch['embed_dims'], self.arch['depths']
-        self.out_indices = self._check_indices(out_indices, frozen_stages, len(dims))
-        self.num_features = [dims[i] for i in self.out_indices]
 
         c = dims[0]
         self.patch_embed = nn.Sequential(

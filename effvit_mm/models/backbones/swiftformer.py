@@ -212,11 +212,8 @@ class SwiftFormer(EfficientBackbone):
 
     def __init__(self, arch='l1', in_channels=3, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                  norm_eval=False, with_cp=False, drop_path_rate=0.0, init_cfg=None):
-        super().__init__(frozen_stages, norm_eval, with_cp, init_cfg)
-        self.arch = self._parse_arch(arch)
+        super().__init__(arch, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         dims, depths = self.arch['embed_dims'], self.arch['depths']
-        self.out_indices = self._check_indices(out_indices, frozen_stages, len(dims))
-        self.num_features = [dims[i] for i in self.out_indices]
 
         self.patch_embed = Stem(in_channels, dims[0])
         total, network = sum(depths), []
