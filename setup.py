@@ -20,6 +20,8 @@ setup(
         'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
         'pycocotools', 'setuptools<81', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2',
+        'coremltools==9.0', 'grad-cam==1.5.7',
     ],
-    extras_require={'tests': ['pytest>=8']},
+    # torchattacks 3.5.1 pins requests~=2.25: tools/install.sh installs it with --no-deps.
+    extras_require={'tests': ['pytest>=8'], 'attacks': ['torchattacks==3.5.1']},
 )

@@ -27,7 +27,11 @@ PINS=(
   ftfy regex                    # imported by mmsegmentation, not declared
   pycocotools "shapely" "scipy" "pytest>=8"
   "onnx>=1.17" "onnxruntime>=1.20" "onnxscript>=0.2"  # tools/export_onnx.py
+  "coremltools==9.0"            # tools/export_coreml.py (conversion only on Linux)
+  "grad-cam==1.5.7"             # tools/vis_cam.py
 )
+# torchattacks pins requests~=2.25 (unused by the attacks we run): installed without its dependencies.
+NODEPS_PINS=("torchattacks==3.5.1")
 
 if [[ -n "${EFFVIT_MM_PYTHON:-}" ]]; then
   PY=$EFFVIT_MM_PYTHON
@@ -51,6 +55,7 @@ want = {'mmengine': '0.10.7', 'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpr
 for k, v in want.items():
     assert md.version(k) == v, k
 import setuptools, pkg_resources, ftfy, regex, timm, pytest, pycocotools, onnx, onnxruntime, onnxscript  # noqa
+import coremltools, pytorch_grad_cam, torchattacks  # noqa
 from mmcv.ops import RoIAlign, nms  # compiled ops present
 PY
 }
@@ -81,6 +86,7 @@ else
     "${PIP[@]}" --no-deps "$WHEELS"/mmcv-*.whl
   fi
   "${PIP[@]}" "${PINS[@]}" "mmcv==$MMCV"
+  "${PIP[@]}" --no-deps "${NODEPS_PINS[@]}"
   stack_ok || { log "ERROR: the stack does not import after installing; see the messages above"; exit 1; }
   log "stack installed in $(( $(date +%s) - t0 )) s"
 fi
