@@ -1,121 +1,188 @@
-"""CPU/GPU throughput of effvit_mm backbones in eval mode and deploy (fused) mode, in one process.
+"""Throughput and latency of effvit_mm models beside timm's and the authors', in one process.
 
-    python tools/benchmark.py shvit:s1 swiftformer:xs litv2:s --batch 16 --threads 2 --repeats 7 --timm
+    python tools/benchmark.py shvit:s4 swiftformer:l1 litv2:s --timm --threads 2 --batch 16
+    python tools/benchmark.py shvit:s4 --timm --peers mobilevitv2_100 --preset shvit-cpu
+    python tools/benchmark.py shvit:s4 --features --res 512 --batch 1 --peers fastvit_sa12   # latency
+    python tools/benchmark.py configs/mask_rcnn_shvit_s4_coco.py --batch 1    # backbone+neck, 1333x800
+    python tools/benchmark.py litv2:s --external authors=/path/ref.py:cls_model:s
 
-Every entry (model x mode, plus timm's model of the same variant with ``--timm``) is timed on the
-same input: warm-up batches, then ``--repeats`` rounds in which every entry of one input size times
-one batch (interleaved, so that machine noise hits all entries alike). The table gives median
-images/s and the ratios deploy/eval and ours/timm (timm's ``forward_features``, eval mode), and is
-written as JSON. Input size defaults to the paper resolution of the variant (SHViT-S4: 256, others 224).
+What is timed: a ``family:arch`` spec is the variant's ImageNet classifier (``configs/<family>_<arch>_in1k.py``,
+logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewise; a detection or
+segmentation config is its backbone + neck (``extract_feat``) at 1333x800 / 512x512. ``--features``
+times the backbones alone up to their last stage (timm's ``forward_features``). Modes: ``eval`` and
+``deploy`` (``switch_to_deploy()``: BatchNorms folded). ``--timm`` adds timm's model of each SHViT /
+SwiftFormer variant (eval, and re-parameterized: "fused"), ``--peers`` any timm models, ``--external``
+any model built by a Python file (e.g. the authors' code built beside the project).
+
+How: all entries of one input size are timed in the same rounds, ``--repeats`` rounds after
+``--warmup`` calls, one batch per entry per round in turn, together with the fp32 GEMM reference
+(``--gemm-size``; ``a @ b`` of two square matrices), so that noise reaches all alike. Reported: median
+images/s, median ms per batch (the latency with ``--batch 1``), multiply-adds per image
+(effvit_mm.analysis), achieved GFLOP/s = 2 x MACs x img/s and its fraction of the GEMM peak of the same
+run, and ratios of our entries to the others (deploy vs eval, vs timm's twin, vs peers / external).
+Compare ratios inside one run; absolute figures on a shared machine vary by 10% or more.
+Results: a table, and JSON + CSV (``--out``). Presets (SHViT paper protocol): ``shvit-gpu`` = CUDA,
+batch 256, AMP, deploy; ``shvit-cpu`` = 1 thread, batch 16.
 """
 import argparse
-import copy
+import csv
 import json
 import os.path as osp
 import statistics
-import time
 
-import timm
 import torch
 from mmengine import mkdir_or_exist
-from mmengine.registry import MODELS
 
-import effvit_mm  # noqa: F401  (registers the backbones)
+from effvit_mm.benchmark import (classifier_entries, count_macs, external_entry, features_entries, gemm_entry,
+                                 time_rounds, timm_entries)
+from effvit_mm.export import parse_spec
 
-FAMILIES = {'shvit': 'SHViT', 'swiftformer': 'SwiftFormer', 'litv2': 'LITv2'}
-TIMM_FAMILIES = {'shvit', 'swiftformer'}  # families that timm 1.0 ships
-PAPER_RES = {'shvit:s4': 256}
+TIMM_FAMILIES = {'SHViT', 'SwiftFormer'}  # families timm 1.0 ships
+PRESETS = {
+    'shvit-gpu': dict(device='cuda', batch=256, amp=True, modes=['deploy']),
+    'shvit-cpu': dict(device='cpu', batch=16, threads=1),
+}
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('models', nargs='+', help='family:arch, e.g. shvit:s4, swiftformer:l1, litv2:s')
+    p.add_argument('models', nargs='+', help='family:arch (shvit:s4, swiftformer:l1, litv2:s) or config files')
+    p.add_argument('--features', action='store_true', help='time the backbones only (last stage)')
+    p.add_argument('--modes', nargs='+', default=['eval', 'deploy'], choices=['eval', 'deploy'])
+    p.add_argument('--timm', action='store_true', help="add timm's model of each SHViT / SwiftFormer variant")
+    p.add_argument('--peers', nargs='+', default=[], metavar='TIMM_NAME', help='timm models timed beside')
+    p.add_argument('--external', nargs='+', default=[], metavar='NAME=FILE.py:FUNC[:ARG,...]',
+                   help='models built by FUNC(*ARGS) of a Python file, timed beside')
+    p.add_argument('--preset', choices=sorted(PRESETS), help='SHViT protocol settings (override the options)')
     p.add_argument('--batch', type=int, default=16)
-    p.add_argument('--res', type=int, help='input size (default: the paper resolution)')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--res', type=int, nargs='+', help='input H [W] (default: see above)')
+    p.add_argument('--threads', type=int, help='torch CPU threads')
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA)')
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--repeats', type=int, default=7)
-    p.add_argument('--modes', nargs='+', default=['eval', 'deploy'], choices=['eval', 'deploy'])
-    p.add_argument('--timm', action='store_true', help="also time timm's model of each SHViT/SwiftFormer variant")
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--out', default='work_dirs/benchmark.json')
-    return p.parse_args()
+    p.add_argument('--gemm-size', type=int, default=2048, help='fp32 GEMM reference size (0: none)')
+    p.add_argument('--out', default='work_dirs/benchmark.json', help='JSON file; the CSV is written beside')
+    args = p.parse_args()
+    if args.preset:
+        for k, v in PRESETS[args.preset].items():
+            setattr(args, k, v)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        p.error(f'--device {args.device} (or --preset {args.preset}): no CUDA device here; use --device cpu')
+    if args.amp and not args.device.startswith('cuda'):
+        p.error('--amp times fp16 autocast on CUDA; on CPU the models run in fp32 (drop --amp)')
+    if args.features and any(parse_spec(m) is None for m in args.models):
+        p.error('--features takes family:arch specs only')
+    return args
 
 
-def build(spec):
-    family, _, arch = spec.partition(':')
-    if family not in FAMILIES or not arch:
-        raise SystemExit(f"unknown model '{spec}': use family:arch with family in {sorted(FAMILIES)}")
-    return MODELS.build(dict(type=FAMILIES[family], arch=arch)).eval()
+def ours(args, target):
+    """Our entries of one target and their input (H, W)."""
+    return (features_entries if args.features else classifier_entries)(target, args.modes)
 
 
-class TimmFeatures(torch.nn.Module):
-    """timm's model of the same variant, up to its last feature map (no pooling, no head)."""
-
-    def __init__(self, name):
-        super().__init__()
-        self.model = timm.create_model(name, pretrained=False).eval()
-
-    def forward(self, x):
-        return self.model.forward_features(x)
+def twins(args, target):
+    """timm's model of the same variant (eval and fused), if timm ships it."""
+    parsed = parse_spec(target)
+    if not args.timm or parsed is None or parsed[0] not in TIMM_FAMILIES:
+        return []
+    return timm_entries(f'{parsed[0].lower()}_{parsed[1].lower()}', 'timm', args.features, fused=True)
 
 
-def entries(spec, modes, with_timm, device):
-    """{entry name: model} for one variant."""
-    model = build(spec).to(device)
-    builders = {'eval': lambda: model, 'deploy': lambda: copy.deepcopy(model).switch_to_deploy()}
-    out = {f'{spec} {mode}': builders[mode]() for mode in modes}
-    family, _, arch = spec.partition(':')
-    if with_timm and family in TIMM_FAMILIES:
-        out[f'{spec} timm'] = TimmFeatures(f'{family}_{arch}').to(device)
+def groups(args):
+    """[((H, W), [entries]), ...]: our targets with their timm twins, grouped by input size, each group
+    with the peers, external models and the GEMM reference."""
+    by_shape = {}
+    for target in args.models:
+        entries, shape = ours(args, target)
+        if args.res:
+            shape = tuple(args.res) * (3 - len(args.res))
+        entries += twins(args, target)
+        for e in entries:
+            e.info['target'] = target
+        by_shape.setdefault(shape, []).extend(entries)
+    for shape, entries in by_shape.items():
+        for name in args.peers:
+            entries.extend(timm_entries(name, 'peer', args.features))
+        entries.extend(external_entry(spec) for spec in args.external)
+        if args.gemm_size:
+            entries.append(gemm_entry(args.gemm_size, args.device))
+    return list(by_shape.items())
+
+
+def measure(args, shape, entries):
+    """Rows (dicts) of one input size."""
+    for e in entries:
+        if e.role != 'gemm':
+            e.model.to(args.device)
+            e.macs = count_macs(e, shape)
+    x = torch.randn(args.batch, 3, *shape, device=args.device)
+    times = time_rounds(entries, x, args.warmup, args.repeats, args.amp)
+    rows = []
+    for e in entries:
+        sec = statistics.median(times[e.name])
+        per_call = 1 if e.role == 'gemm' else args.batch
+        row = dict(entry=e.name, role=e.role, mode=e.mode, target=e.info.get('target', ''),
+                   input=f'{shape[0]}x{shape[1]}', batch=args.batch, device=args.device,
+                   threads=torch.get_num_threads(), precision='amp fp16' if args.amp else 'fp32',
+                   img_s=round(per_call / sec, 2) if e.role != 'gemm' else None,
+                   ms=round(sec * 1e3, 3), gmacs=round(e.macs / 1e9, 4),
+                   gflop_s=round(2 * e.macs * per_call / sec / 1e9, 1))
+        rows.append(row)
+    peak = next((r['gflop_s'] for r in rows if r['role'] == 'gemm'), None)
+    for row in rows:
+        row['peak_frac'] = round(row['gflop_s'] / peak, 3) if peak else None
+        if row['role'] == 'ours':
+            row['ratios'] = ratios(row, rows)
+    return rows
+
+
+def ratios(row, rows):
+    """img/s of ``row`` over that of: our eval entry of the same target (for deploy), its timm twins,
+    the peers and the external models."""
+    out = {}
+    for other in rows:
+        same_target = other['target'] == row['target']
+        if (other['role'] == 'ours' and same_target and other['mode'] == 'eval' and row['mode'] == 'deploy') or \
+                (other['role'] == 'timm' and same_target) or other['role'] in ('peer', 'external'):
+            out[other['entry']] = round(row['img_s'] / other['img_s'], 3)
     return out
 
 
-@torch.no_grad()
-def images_per_second(models, x, warmup, repeats):
-    """Median images/s of each model in ``models`` (a dict), timed in interleaved rounds."""
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    for model in models.values():
-        for _ in range(warmup):
-            model(x)
-    times = {name: [] for name in models}
-    for _ in range(repeats):
-        for name, model in models.items():
-            sync()
-            start = time.perf_counter()
-            model(x)
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return {name: x.shape[0] / statistics.median(t) for name, t in times.items()}
+def report(rows):
+    header = f"{'entry':44s} {'input':>9s} {'img/s':>9s} {'ms/batch':>9s} {'GMACs':>7s} {'GFLOP/s':>8s} {'peak':>6s}"
+    print(header)
+    for r in rows:
+        peak = f"{r['peak_frac']:.0%}" if r['peak_frac'] is not None else '-'
+        img_s = f"{r['img_s']:.2f}" if r['img_s'] is not None else '-'
+        print(f"{r['entry']:44s} {r['input']:>9s} {img_s:>9s} {r['ms']:9.2f} {r['gmacs']:7.3f} "
+              f"{r['gflop_s']:8.1f} {peak:>6s}")
+        for other, ratio in r.get('ratios', {}).items():
+            print(f"{'':6s}{ratio:.2f}x {other}")
+
+
+def write(rows, out):
+    mkdir_or_exist(osp.dirname(osp.abspath(out)))
+    with open(out, 'w') as f:
+        json.dump(rows, f, indent=2)
+    fields = [k for k in rows[0] if k != 'ratios'] + ['ratios']
+    with open(osp.splitext(out)[0] + '.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, 'ratios': '; '.join(f'{k}={v}' for k, v in r.get('ratios', {}).items())})
+    print(f'written to {out} and {osp.splitext(out)[0]}.csv')
 
 
 def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    by_res = {}  # input size -> the variants timed together
-    for spec in args.models:
-        by_res.setdefault(args.res or PAPER_RES.get(spec, 224), []).append(spec)
     rows = []
-    for res, specs in by_res.items():
-        models = {}
-        for spec in specs:
-            models.update(entries(spec, args.modes, args.timm, args.device))
-        x = torch.randn(args.batch, 3, res, res, device=args.device)
-        speeds = images_per_second(models, x, args.warmup, args.repeats)
-        for spec in specs:
-            row = dict(model=spec, res=res, batch=args.batch, device=args.device, threads=torch.get_num_threads())
-            row.update({f'{kind}_img_s': round(speeds[f'{spec} {kind}'], 2)
-                        for kind in (*args.modes, 'timm') if f'{spec} {kind}' in speeds})
-            for mode, peer in [('deploy', 'eval'), ('eval', 'timm'), ('deploy', 'timm')]:
-                if f'{mode}_img_s' in row and f'{peer}_img_s' in row:
-                    row[f'{mode}_vs_{peer}'] = round(row[f'{mode}_img_s'] / row[f'{peer}_img_s'], 3)
-            rows.append(row)
-            print('  '.join(f'{k}={v}' for k, v in row.items()), flush=True)
-    mkdir_or_exist(osp.dirname(osp.abspath(args.out)))
-    with open(args.out, 'w') as f:
-        json.dump(rows, f, indent=2)
-    print(f'written to {args.out}')
+    for shape, entries in groups(args):
+        rows.extend(measure(args, shape, entries))
+    report(rows)
+    write(rows, args.out)
 
 
 if __name__ == '__main__':

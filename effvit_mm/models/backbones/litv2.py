@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from timm.layers import DropPath, trunc_normal_
 
+from ..layers import ConvAct, to_linear_act
 from ..layers.dtm import DTM
 from .base import EfficientBackbone
 
@@ -97,6 +98,23 @@ class ConvFFN(nn.Module):
         x = self.dwconv(self.fc1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return self.fc2(self.act(x))
 
+    def fuse(self):
+        """Deploy form: the GELU fused into the depthwise conv; ``forward(x, residual)`` adds the
+        residual inside ``fc2`` (:mod:`effvit_mm.models.layers.fused`)."""
+        return _ConvFFNDeploy(to_linear_act(self.fc1), ConvAct(self.dwconv.dwconv, 'gelu'), to_linear_act(self.fc2))
+
+
+class _ConvFFNDeploy(nn.Module):
+    """:meth:`ConvFFN.fuse`'s result: ``residual + fc2(GELU(dwconv(fc1(x))))``, (N, H, W, C) -> (N, H, W, C)."""
+
+    def __init__(self, fc1, dwconv, fc2):
+        super().__init__()
+        self.fc1, self.dwconv, self.fc2 = fc1, dwconv, fc2
+
+    def forward(self, x, residual=None):
+        x = self.dwconv(self.fc1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.fc2(x, residual=residual)
+
 
 class LITBlock(nn.Module):
     """``x + attn(norm1(x))`` (HiLo, only when ``local_ws > 0``), then ``x + mlp(norm2(x))`` with
@@ -119,6 +137,25 @@ class LITBlock(nn.Module):
         if self.attn is not None:
             x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def fuse(self):
+        """Deploy form (``mlp`` already fused): the FFN's residual is added inside its ``fc2``."""
+        return _LITBlockDeploy(self)
+
+
+class _LITBlockDeploy(nn.Module):
+    """:meth:`LITBlock.fuse`'s result (eval only, no drop path), (N, H, W, C) -> (N, H, W, C)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.attn, self.norm2, self.mlp = block.attn, block.norm2, block.mlp
+        if block.attn is not None:
+            self.norm1 = block.norm1
+
+    def forward(self, x):
+        if self.attn is not None:
+            x = x + self.attn(self.norm1(x))
+        return self.mlp(self.norm2(x), residual=x)
 
 
 class LITStage(nn.Module):

@@ -28,7 +28,7 @@ from mmengine.registry import MODELS
 from timm.layers import DropPath, trunc_normal_
 
 from ...checkpoint import swiftformer_from_timm
-from ..layers import fuse_bn_conv, fuse_conv_bn
+from ..layers import ConvAct, ResidualConv, fuse_bn_conv, fuse_conv_bn
 from .base import EfficientBackbone
 
 MLP_RATIO = 4
@@ -94,8 +94,13 @@ class ConvEncoder(nn.Module):
     def forward(self, x):
         return x + self.layer_scale * self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x)))))
 
+    @torch.no_grad()
     def fuse(self):
-        return _fold(self, 'dwconv', 'norm')
+        """Deploy form: dw conv with the BN folded, pw1 with the GELU fused, pw2 scaled by the layer
+        scale and adding the residual (:class:`ResidualConv`)."""
+        _fold(self, 'dwconv', 'norm')
+        return ResidualConv(nn.Sequential(self.dwconv, ConvAct(self.pwconv1, 'gelu'),
+                                          _scaled(self.pwconv2, self.layer_scale)))
 
 
 class Mlp(nn.Module):
@@ -112,7 +117,9 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(self.norm1(x))))
 
     def fuse(self):
-        return _fold(self, 'fc1', 'norm1', bn_first=True)
+        """Deploy form: ``Sequential(fc1 with the BN folded and the GELU fused, fc2)``."""
+        _fold(self, 'fc1', 'norm1', bn_first=True)
+        return nn.Sequential(ConvAct(self.fc1, 'gelu'), self.fc2)
 
 
 class EfficientAdditiveAttention(nn.Module):
@@ -158,10 +165,46 @@ class SwiftFormerEncoder(nn.Module):
 
     def forward(self, x):
         x = self.local_representation(x)
-        B, C, H, W = x.shape
-        attn = self.attn(x.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(B, C, H, W)
-        x = x + self.drop_path(self.layer_scale_1 * attn)
+        x = x + self.drop_path(self.layer_scale_1 * _attend(self.attn, x))
         return x + self.drop_path(self.layer_scale_2 * self.linear(x))
+
+    @torch.no_grad()
+    def fuse(self):
+        """Deploy form (children already fused): the layer scales folded into the attention's
+        ``final`` linear and the MLP's ``fc2``, whose conv also adds the residual."""
+        final = self.attn.final
+        final.weight.mul_(self.layer_scale_1.view(-1, 1))
+        final.bias.mul_(self.layer_scale_1.view(-1))
+        *body, fc2 = self.linear
+        mlp = ResidualConv(nn.Sequential(*body, _scaled(fc2, self.layer_scale_2)))
+        return _SwiftFormerEncoderDeploy(self.local_representation, self.attn, mlp)
+
+
+class _SwiftFormerEncoderDeploy(nn.Module):
+    """:meth:`SwiftFormerEncoder.fuse`'s result: ``mlp(x + attn(local(x)))``, with the layer
+    scales folded and ``mlp`` adding its own residual. (N, C, H, W) -> (N, C, H, W)."""
+
+    def __init__(self, local_representation, attn, mlp):
+        super().__init__()
+        self.local_representation, self.attn, self.mlp = local_representation, attn, mlp
+
+    def forward(self, x):
+        x = self.local_representation(x)
+        return self.mlp(x + _attend(self.attn, x))
+
+
+def _attend(attn, x):
+    """``attn`` on the (N, H*W, C) tokens of (N, C, H, W) ``x``, back to (N, C, H, W). (Channels-last
+    ``x``, as in deploy mode, makes both transposes free.)"""
+    B, C, H, W = x.shape
+    return attn(x.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(B, C, H, W)
+
+
+def _scaled(conv, layer_scale):
+    """``conv`` with its output channels multiplied by ``layer_scale`` (C, 1, 1), in place."""
+    conv.weight.mul_(layer_scale.view(-1, 1, 1, 1))
+    conv.bias.mul_(layer_scale.view(-1))
+    return conv
 
 
 def _init_weights(m):

@@ -10,6 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
 
+from .fused import ConvAct, LinearAct, ResidualConv, fuse_activations
+
 
 def bn_scale_shift(bn):
     """Per-channel (scale, shift) with ``bn(x) == x * scale + shift`` in eval mode."""
@@ -68,7 +70,9 @@ class ConvBN(nn.Sequential):
 
 
 class Residual(nn.Module):
-    """``x + drop_path(m(x))``. A residual depthwise 3x3 ``ConvBN`` fuses into one conv."""
+    """``x + drop_path(m(x))``. In deploy mode a residual depthwise 3x3 conv becomes one conv (identity
+    folded into its centre tap), and a residual Sequential ending in a conv adds ``x`` inside that conv
+    (:class:`~effvit_mm.models.layers.fused.ResidualConv`)."""
 
     def __init__(self, m, drop_path=0.0):
         super().__init__()
@@ -80,29 +84,37 @@ class Residual(nn.Module):
 
     @torch.no_grad()
     def fuse(self):
+        """Called after ``m`` is fused (``ConvBN`` -> ``Conv2d``, see :func:`switch_to_deploy`)."""
         m = self.m
-        is_dw3x3 = (isinstance(m, ConvBN) and m.c.groups == m.c.in_channels == m.c.out_channels
-                    and m.c.kernel_size == (3, 3) and m.c.stride == (1, 1) and m.c.padding == (1, 1))
-        if not is_dw3x3:
-            return self
-        conv = m.fuse()
-        identity = F.pad(torch.ones_like(conv.weight[:, :, :1, :1]), [1, 1, 1, 1])
-        conv.weight += identity
-        return conv
+        if isinstance(m, nn.Conv2d) and m.groups == m.in_channels == m.out_channels and \
+                m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1):
+            m.weight += F.pad(torch.ones_like(m.weight[:, :, :1, :1]), [1, 1, 1, 1])
+            return m
+        if isinstance(m, nn.Sequential) and isinstance(m[-1], (nn.Conv2d, ConvAct)):
+            return ResidualConv(m)
+        return self
 
 
 def switch_to_deploy(model):
-    """Replace, in place and recursively, every child that has ``fuse()`` by its fused form.
+    """The inference form of ``model``, in place: every module that has ``fuse()`` is replaced by its
+    result (children first, so a parent fuses already-fused children), Conv2d + ReLU / GELU pairs of
+    Sequentials become fused :class:`ConvAct` s, ``nn.Linear`` s become :class:`LinearAct` s (oneDNN's
+    GEMM on CPU), and parameters are made channels-last (the layout the
+    fused CPU kernels and cuDNN's fast paths read; outputs of convolutions follow it).
 
-    Returns ``model`` (in eval mode). Outputs are unchanged up to float rounding.
+    Returns ``model`` (in eval mode). Outputs are unchanged up to float rounding; idempotent.
     """
     def fuse_children(module):
         for name, child in module.named_children():
+            fuse_children(child)
             if hasattr(child, 'fuse'):
                 child = child.fuse()
-                setattr(module, name, child)
-            fuse_children(child)
+            elif isinstance(child, nn.Linear):
+                child = LinearAct(child)
+            setattr(module, name, child)
+            if isinstance(child, nn.Sequential):
+                fuse_activations(child)
 
     model.eval()
     fuse_children(model)
-    return model
+    return model.to(memory_format=torch.channels_last)

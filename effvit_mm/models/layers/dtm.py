@@ -16,14 +16,14 @@ within 1.1e-6 (relative); 96 ch 56x56: forward 40 vs 43 ms, forward+backward 265
 """
 import copy
 import math
-from collections import OrderedDict
-
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 from torchvision.ops import deform_conv2d
 
 from .conv_bn import bn_scale_shift
+from .fused import LinearAct
 
 
 class DeformConv2dPack(nn.Module):
@@ -69,10 +69,50 @@ class DTM(nn.Module):
 
     @torch.no_grad()
     def fuse(self):
-        """The eval-mode BatchNorm folded into the deformable conv (offsets do not depend on it):
-        a new ``Sequential(dconv, act_layer)`` with the same outputs."""
+        """Deploy form, :class:`SampledDTM`: the eval-mode BatchNorm folded into the deformable conv's
+        weight (offsets do not depend on it), computed by sampling and one GEMM with the GELU fused."""
         scale, shift = bn_scale_shift(self.norm_layer)
-        dconv = copy.deepcopy(self.dconv)
-        dconv.weight.mul_(scale.view(-1, 1, 1, 1))
-        dconv.bias.mul_(scale).add_(shift)
-        return nn.Sequential(OrderedDict(dconv=dconv, act_layer=nn.GELU()))
+        weight = self.dconv.weight * scale.view(-1, 1, 1, 1)
+        return SampledDTM(copy.deepcopy(self.dconv.conv_offset), weight, self.dconv.bias * scale + shift,
+                          self.dconv.stride)
+
+
+def sample_taps(x, offset, kernel_size, stride):
+    """The bilinear samples a deformable convolution (no padding, no dilation) multiplies by its
+    weight: (N, C, H, W) ``x`` and (N, 2 * kh * kw, Ho, Wo) ``offset`` ((dy, dx) per tap, torchvision's
+    layout) -> (N, Ho, Wo, C * kh * kw), channel-major (index ``c * kh * kw + tap``, the order of a
+    flattened conv weight). Points outside the map read zeros, as ``torchvision.ops.deform_conv2d``.
+    """
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (Ho, Wo) = kernel_size, stride, offset.shape[-2:]
+    K = kh * kw
+    ky, kx = torch.meshgrid(torch.arange(kh), torch.arange(kw), indexing='ij')
+    offset = offset.view(N, K, 2, Ho, Wo)
+    py = (torch.arange(Ho, device=x.device) * sh).view(1, 1, Ho, 1) + ky.reshape(1, K, 1, 1).to(x) + offset[:, :, 0]
+    px = (torch.arange(Wo, device=x.device) * sw).view(1, 1, 1, Wo) + kx.reshape(1, K, 1, 1).to(x) + offset[:, :, 1]
+    # pixel (i, j) is at normalised ((2j + 1) / W - 1, (2i + 1) / H - 1) with align_corners=False
+    grid = torch.stack(((2 * px + 1) / W - 1, (2 * py + 1) / H - 1), dim=-1)  # (N, K, Ho, Wo, 2)
+    grid = grid.permute(0, 2, 3, 1, 4).reshape(N, Ho, Wo * K, 2)
+    taps = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+    return taps.view(N, C, Ho, Wo, K).permute(0, 2, 3, 1, 4).reshape(N, Ho, Wo, C * K)
+
+
+class SampledDTM(nn.Module):
+    """:meth:`DTM.fuse`'s result: ``GELU(deform_conv(x) * bn_scale + bn_shift)`` as
+    ``GELU(sample_taps(x) @ W^T + b)``, about twice as fast on CPU as ``torchvision.ops.deform_conv2d``
+    (whose per-channel bilinear loop is sequential) and equal within float rounding.
+
+    (N, C, H, W) -> (N, C_out, H // 2, W // 2), a channels-last view (the layout LITv2 continues in).
+    """
+
+    def __init__(self, conv_offset, weight, bias, stride):
+        super().__init__()
+        self.conv_offset, self.stride, self.kernel_size = conv_offset, stride, tuple(weight.shape[2:])
+        linear = nn.Linear(weight.shape[1] * weight[0, 0].numel(), weight.shape[0])
+        linear.weight.data.copy_(weight.flatten(1))
+        linear.bias.data.copy_(bias)
+        self.linear = LinearAct(linear, 'gelu')
+
+    def forward(self, x):
+        taps = sample_taps(x, self.conv_offset(x), self.kernel_size, self.stride)
+        return self.linear(taps).permute(0, 3, 1, 2)

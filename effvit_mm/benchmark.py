@@ -1,0 +1,192 @@
+"""Timing helpers for ``tools/benchmark.py``: what is timed (entries), interleaved timing rounds, the
+machine's fp32 GEMM peak and the multiply-adds each entry performs.
+
+Every entry of one input size is timed in the same rounds (one batch each per round, in turn), with the
+GEMM reference as one more entry, so that machine noise reaches all of them alike and the ratios of one
+run are comparable; absolute figures from a shared machine are not.
+"""
+import contextlib
+import copy
+import importlib.util
+import os.path as osp
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .analysis import flop_analyzer
+from .export import Logits, build_classifier, parse_spec, test_crop
+from .models.layers import switch_to_deploy
+
+__all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entry',
+           'gemm_entry', 'count_macs', 'time_rounds']
+
+# Detection / segmentation configs are timed as backbone + neck at these (H, W).
+DENSE_SHAPE = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
+
+
+@dataclass
+class Entry:
+    """One timed thing: ``model(x)`` for an (N, 3, H, W) input, or, for the GEMM reference, a
+    callable of no argument (``flops`` per call then)."""
+    name: str
+    model: object
+    role: str  # 'ours', 'timm', 'peer', 'external' or 'gemm'
+    mode: str = 'eval'
+    macs: int = 0  # multiply-adds per image (per call for 'gemm')
+    info: dict = field(default_factory=dict)
+
+
+def _config_of(spec):
+    """``family:arch`` -> the repository's ImageNet config of the variant."""
+    family, arch = parse_spec(spec)
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                    f'{family.lower()}_{arch.lower()}_in1k.py')
+    if not osp.isfile(path):
+        raise SystemExit(f"no ImageNet config for '{spec}' ({path}): pass a config path instead")
+    return path
+
+
+def _deployed(model):
+    return switch_to_deploy(copy.deepcopy(model))
+
+
+def _load_config(target):
+    from mmengine.config import Config
+    path = _config_of(target) if parse_spec(target) else target
+    if not osp.isfile(path):
+        raise SystemExit(f"'{target}' is neither a family:arch spec (shvit:s4, swiftformer:l1, litv2:s) "
+                         'nor a config file')
+    return Config.fromfile(path)
+
+
+class Features(nn.Module):
+    """A detector's / segmentor's ``extract_feat`` (backbone + neck) as ``forward(x)``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.extract_feat(x)
+
+
+def classifier_entries(target, modes):
+    """Entries of a spec or config: classifiers whole (logits), detectors / segmentors as backbone +
+    neck. Returns (entries, (H, W)); (H, W) is the test crop, or the dense default size."""
+    cfg = _load_config(target)
+    scope = cfg.get('default_scope', 'mmpretrain')
+    if scope == 'mmpretrain':
+        model, _ = build_classifier(cfg)
+        wrap, shape = Logits, test_crop(cfg)
+    else:
+        from mmengine.registry import MODELS, DefaultScope
+        cfg.model.backbone.init_cfg = None
+        with DefaultScope.overwrite_default_scope(scope):
+            model = MODELS.build(cfg.model).eval()
+        wrap, shape = Features, DENSE_SHAPE[scope]
+    builders = {'eval': lambda: model, 'deploy': lambda: _deployed(model)}
+    return [Entry(f'{target} {mode}', wrap(builders[mode]()).eval(), 'ours', mode) for mode in modes], shape
+
+
+def features_entries(spec, modes):
+    """Entries of a ``family:arch`` backbone alone, last stage only (a feature extractor). Returns
+    (entries, (H, W)), (H, W) the test crop of the variant's ImageNet config."""
+    from mmengine.registry import MODELS
+
+    import effvit_mm  # noqa: F401  (registers the backbones)
+    family, arch = parse_spec(spec)
+    model = MODELS.build(dict(type=family, arch=arch, out_indices=(-1, ))).eval()
+    builders = {'eval': lambda: model, 'deploy': lambda: _deployed(model)}
+    return [Entry(f'{spec} {mode}', builders[mode](), 'ours', mode) for mode in modes], \
+        test_crop(_load_config(spec))
+
+
+class TimmFeatures(nn.Module):
+    """A timm model up to its last feature map (``forward_features``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
+
+
+def timm_entries(name, role, features=False, fused=False):
+    """timm's ``name`` (random weights), eval mode, and with ``fused`` also re-parameterized
+    (``timm.utils.reparameterize_model``, timm's own deploy form)."""
+    import timm
+    from timm.utils.model import reparameterize_model
+    try:
+        model = timm.create_model(name, pretrained=False).eval()
+    except RuntimeError as e:
+        raise SystemExit(f"timm has no model '{name}': {e}") from None
+    wrap = TimmFeatures if features else (lambda m: m)
+    out = [Entry(f'timm:{name} eval', wrap(model), role)]
+    if fused:
+        out.append(Entry(f'timm:{name} fused', wrap(reparameterize_model(model)), role, 'deploy'))
+    return out
+
+
+def external_entry(spec):
+    """``NAME=FILE.py:FUNC[:ARG,...]``: ``FUNC(*ARGS)`` from a Python file outside the project (e.g. the
+    authors' code built beside it), timed as is."""
+    name, sep, target = spec.partition('=')
+    path, _, call = target.partition(':')
+    func, _, args = call.partition(':')
+    if not sep or not path.endswith('.py') or not func:
+        raise SystemExit(f"--external '{spec}': expected NAME=FILE.py:FUNC[:ARG,...]")
+    if not osp.isfile(path):
+        raise SystemExit(f"--external '{spec}': no file {path}")
+    module_spec = importlib.util.spec_from_file_location(f'external_{name}', path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    model = getattr(module, func)(*[a for a in args.split(',') if a])
+    return Entry(name, model.eval(), 'external')
+
+
+def gemm_entry(size, device):
+    """The fp32 GEMM reference: ``a @ b`` of two (size, size) matrices, 2 * size**3 FLOP per call."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+    return Entry(f'gemm fp32 {size}', lambda: torch.mm(a, b), 'gemm', macs=size ** 3)
+
+
+def count_macs(entry, shape):
+    """Multiply-adds per image of ``entry`` at (H, W), by mmengine's FlopAnalyzer (effvit_mm.analysis)."""
+    param = next(entry.model.parameters())
+    analyzer = flop_analyzer(entry.model, torch.zeros(1, 3, *shape, device=param.device, dtype=param.dtype))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return analyzer.total()
+
+
+@torch.no_grad()
+def time_rounds(entries, x, warmup, repeats, amp=False):
+    """Seconds per call of every entry, ``repeats`` interleaved rounds after ``warmup`` calls each.
+
+    Returns {name: [seconds, ...]}. ``amp``: fp16 autocast (CUDA).
+    """
+    cuda = x.is_cuda
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    autocast = (lambda: torch.autocast('cuda', dtype=torch.float16)) if amp else contextlib.nullcontext
+
+    def call(entry):
+        if entry.role == 'gemm':
+            return entry.model()
+        with autocast():
+            return entry.model(x)
+
+    for entry in entries:
+        for _ in range(warmup):
+            call(entry)
+    times = {e.name: [] for e in entries}
+    for _ in range(repeats):
+        for entry in entries:
+            sync()
+            start = time.perf_counter()
+            call(entry)
+            sync()
+            times[entry.name].append(time.perf_counter() - start)
+    return times

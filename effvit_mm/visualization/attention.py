@@ -1,0 +1,133 @@
+"""Attention maps of SHViT's single-head attention (``SHSA``) and LITv2's HiLo (its Lo-Fi branch).
+
+The probabilities are not read from the modules' ``forward`` (which may use a fused
+``scaled_dot_product_attention`` and never form them): a forward pre-hook captures each attention
+module's input and the probabilities are recomputed from the module's own projections. The recomputed
+``probs @ values``, passed through the module's output projection, equals the module's output
+(``tests/test_attention_maps.py`` checks this, so a change of ``forward`` that drifts from it fails).
+SwiftFormer's additive attention has no query-key matrix and is not covered (Grad-CAM is).
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from ..models.backbones.litv2 import HiLo
+from ..models.backbones.shvit import SHSA
+
+
+@dataclass
+class Attention:
+    """The attention of one module on a batch of B images.
+
+    Attributes:
+        probs (Tensor): (B, heads, N_q, N_k), softmax over the keys (SHSA: 1 head).
+        values (Tensor): (B, heads, N_k, d), what the probabilities average.
+        query_hw (tuple): token grid of the queries, N_q = H * W (HiLo: padded to a multiple of ws).
+        key_hw (tuple): grid of the keys, N_k = h * w; each key covers (H / h) x (W / w) queries.
+        image_hw (tuple): the part of the query grid that covers the image (top-left; HiLo pads
+            bottom / right).
+    """
+    probs: torch.Tensor
+    values: torch.Tensor
+    query_hw: tuple
+    key_hw: tuple
+    image_hw: tuple
+
+    def image_probs(self, head=None):
+        """Probabilities of the image's queries, (B, H0 * W0, N_k): averaged over the heads (None)
+        or of one head."""
+        probs = self.probs.mean(1) if head is None else self.probs[:, head]
+        (H, W), (H0, W0) = self.query_hw, self.image_hw
+        return probs.unflatten(1, (H, W))[:, :H0, :W0].flatten(1, 2)
+
+    def query_index(self, point, image_size):
+        """Index among :meth:`image_probs`' queries of the token under pixel ``point`` = (x, y) of an
+        image of ``image_size`` = (height, width)."""
+        (H0, W0), (height, width) = self.image_hw, image_size
+        row = min(max(int(point[1] * H0 / height), 0), H0 - 1)
+        col = min(max(int(point[0] * W0 / width), 0), W0 - 1)
+        return row * W0 + col
+
+    def heat_map(self, point, image_size, head=None):
+        """Where the query under pixel ``point`` = (x, y) looks: its probabilities over the keys,
+        upsampled onto the image, (B, height, width) (bilinear; values are per-key probabilities)."""
+        probs = self.image_probs(head)[:, self.query_index(point, image_size)]
+        keys = probs.reshape(-1, 1, *self.key_hw)
+        tokens = F.interpolate(keys, size=self.query_hw, mode='nearest')[..., :self.image_hw[0], :self.image_hw[1]]
+        return F.interpolate(tokens, size=tuple(image_size), mode='bilinear', align_corners=False)[:, 0]
+
+
+def shsa_attention(module, x):
+    """``SHSA``'s attention on its input x (B, dim, H, W): queries and keys are the H * W tokens."""
+    _, _, H, W = x.shape
+    qkv = module.qkv(module.pre_norm(x[:, :module.pdim])).flatten(2)
+    q, k, v = qkv.split([module.qk_dim, module.qk_dim, module.pdim], dim=1)
+    probs = (q.transpose(1, 2) @ k * module.scale).softmax(dim=-1)
+    return Attention(probs[:, None], v.transpose(1, 2)[:, None], (H, W), (H, W), (H, W))
+
+
+def hilo_lofi_attention(module, x):
+    """The Lo-Fi heads of ``HiLo`` on its input x (B, H, W, C): every token of the map zero-padded to
+    a multiple of ``ws`` attends to the ``ws x ws`` average-pooled map. None without Lo-Fi heads."""
+    if not module.l_heads:
+        return None
+    B, H, W, _ = x.shape
+    x = F.pad(x, (0, 0, 0, -W % module.ws, 0, -H % module.ws))
+    Hp, Wp = x.shape[1:3]
+    q = module.l_q(x).reshape(B, Hp * Wp, module.l_heads, -1).transpose(1, 2)
+    pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), module.ws).permute(0, 2, 3, 1)
+    k, v = module.l_kv(pooled).reshape(B, -1, 2, module.l_heads, q.shape[-1]).permute(2, 0, 3, 1, 4)
+    probs = (q @ k.transpose(-2, -1) * module.scale).softmax(dim=-1)
+    return Attention(probs, v, (Hp, Wp), tuple(pooled.shape[1:3]), (H, W))
+
+
+EXTRACTORS = {SHSA: shsa_attention, HiLo: hilo_lofi_attention}
+
+
+def attention_modules(model):
+    """{name: module} of the modules of ``model`` whose attention can be extracted, in order (a HiLo
+    without Lo-Fi heads has none)."""
+    return {name: m for name, m in model.named_modules()
+            if type(m) in EXTRACTORS and getattr(m, 'l_heads', 1) > 0}
+
+
+@contextmanager
+def capture_attention(model, names=None):
+    """Within the ``with`` block, each forward of ``model`` fills the yielded dict with
+    ``{module name: Attention}`` for the attention modules (all, or those in ``names``); computed
+    without gradients, from the inputs captured by forward pre-hooks."""
+    modules = attention_modules(model)
+    unknown = set(names or ()) - set(modules)
+    if unknown:
+        raise ValueError(f'no attention module named {sorted(unknown)}; choose from {list(modules)}')
+    maps = {}
+
+    def hook(name, extract, module, args):
+        with torch.no_grad():
+            maps[name] = extract(module, args[0])
+
+    handles = [m.register_forward_pre_hook(partial(hook, name, EXTRACTORS[type(m)]))
+               for name, m in modules.items() if not names or name in names]
+    try:
+        yield maps
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def total_variation(p, q):
+    """Total-variation distance ``0.5 * sum_k |p_k - q_k|`` between distributions over the last axis,
+    in [0, 1] (the share of attention mass that moves); (..., N_k) x (..., N_k) -> (...)."""
+    return 0.5 * (p - q).abs().sum(-1)
+
+
+def attention_disruption(clean, other):
+    """{name: (B,)}: per image, the total-variation distance between the head-averaged attention
+    distributions of ``clean`` and ``other`` ({name: Attention} of the same model on two batches),
+    averaged over all the image's queries. Modules with a single key (a 1 x 1 map, whose attention is
+    always 1) are left out."""
+    return {name: total_variation(clean[name].image_probs(), other[name].image_probs()).mean(1)
+            for name in clean if clean[name].probs.shape[-1] > 1}

@@ -1,0 +1,122 @@
+"""tools/benchmark.py on tiny cases (timings are not checked, only what the tool measures and writes)
+and the deploy-mode kernels it times (effvit_mm/models/layers/fused.py, the sampled DTM)."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from torchvision.ops import deform_conv2d
+
+from effvit_mm.models.layers import ConvAct, LinearAct, ResidualConv, fuse_activations
+from effvit_mm.models.layers.dtm import sample_taps
+
+ROOT = Path(__file__).parents[1]
+
+
+def run(*cmd, ok=True):
+    result = subprocess.run([sys.executable, 'tools/benchmark.py', *map(str, cmd)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
+    log = result.stdout + result.stderr
+    assert (result.returncode == 0) == ok, log[-3000:]
+    return log
+
+
+def test_families_timm_peers_external_and_gemm(tmp_path):
+    external = tmp_path / 'authors.py'
+    external.write_text('import torch\n\ndef make(width):\n    return torch.nn.Conv2d(3, int(width), 3)\n')
+    out = tmp_path / 'bench.json'
+    log = run('shvit:s1', 'swiftformer:xs', 'litv2:s', '--timm', '--peers', 'mobilevitv2_050',
+              '--external', f'authors={external}:make:8', '--res', 64, '--batch', 2, '--warmup', 0, '--repeats', 1,
+              '--gemm-size', 128, '--out', out)
+    rows = {r['entry']: r for r in json.loads(out.read_text())}
+    assert set(rows) == {'shvit:s1 eval', 'shvit:s1 deploy', 'timm:shvit_s1 eval', 'timm:shvit_s1 fused',
+                         'swiftformer:xs eval', 'swiftformer:xs deploy', 'timm:swiftformer_xs eval',
+                         'timm:swiftformer_xs fused', 'litv2:s eval', 'litv2:s deploy',
+                         'timm:mobilevitv2_050 eval', 'authors', 'gemm fp32 128'}, log
+    gemm = rows['gemm fp32 128']
+    assert gemm['gmacs'] == round(128 ** 3 / 1e9, 4)
+    assert gemm['peak_frac'] == 1.0 and gemm['img_s'] is None
+    # multiply-adds: the external conv exactly; ours as get_flops counts them
+    assert rows['authors']['gmacs'] == round(8 * 27 * 62 * 62 / 1e9, 4)
+    for name, r in rows.items():
+        assert r['ms'] > 0 and r['gflop_s'] > 0 and r['input'] == '64x64' and r['batch'] == 2
+        if r['role'] != 'gemm':
+            assert r['img_s'] > 0 and r['peak_frac'] == round(r['gflop_s'] / gemm['gflop_s'], 3)
+    ratios = rows['shvit:s1 deploy']['ratios']
+    assert set(ratios) == {'shvit:s1 eval', 'timm:shvit_s1 eval', 'timm:shvit_s1 fused',
+                           'timm:mobilevitv2_050 eval', 'authors'}
+    assert ratios['shvit:s1 eval'] == pytest.approx(rows['shvit:s1 deploy']['img_s'] / rows['shvit:s1 eval']['img_s'],
+                                                    rel=1e-2)
+    assert 'timm:shvit_s1 eval' not in rows['litv2:s deploy']['ratios']  # twins pair with their own variant
+    with open(out.with_suffix('.csv')) as f:
+        assert [r['entry'] for r in csv.DictReader(f)] == [r['entry'] for r in json.loads(out.read_text())]
+
+
+def test_detection_config_times_backbone_and_neck(tmp_path):
+    out = tmp_path / 'det.json'
+    run('configs/retinanet_shvit_s4_coco.py', '--res', 64, 96, '--batch', 1, '--warmup', 0, '--repeats', 1,
+        '--modes', 'deploy', '--gemm-size', 0, '--out', out)
+    (row, ) = json.loads(out.read_text())
+    assert row['entry'] == 'configs/retinanet_shvit_s4_coco.py deploy' and row['input'] == '64x96'
+    assert row['peak_frac'] is None and row['gmacs'] > 0
+
+
+def test_features_mode_and_errors(tmp_path):
+    out = tmp_path / 'feat.json'
+    run('shvit:s1', '--features', '--res', 64, '--batch', 1, '--warmup', 0, '--repeats', 1, '--modes', 'eval',
+        '--gemm-size', 0, '--out', out)
+    (row, ) = json.loads(out.read_text())
+    assert row['entry'] == 'shvit:s1 eval' and row['gmacs'] > 0
+    if not torch.cuda.is_available():
+        assert 'no CUDA device here' in run('shvit:s1', '--preset', 'shvit-gpu', ok=False)
+    assert 'on CPU the models run in fp32' in run('shvit:s1', '--amp', '--device', 'cpu', ok=False)
+    assert 'neither a family:arch spec' in run('shvit:s9x.py', '--out', out, ok=False)
+    assert 'expected NAME=FILE.py:FUNC' in run('shvit:s1', '--external', 'oops', '--out', out, ok=False)
+
+
+@pytest.mark.parametrize('act', [None, 'relu', 'gelu'])
+@pytest.mark.parametrize('groups', [1, 8])
+def test_conv_act_equals_the_plain_ops(act, groups):
+    conv = nn.Conv2d(8, 16, 3, 2, 1, groups=groups)
+    x, residual = torch.randn(2, 8, 9, 7), torch.randn(2, 16, 5, 4)
+    expected = conv(x)
+    expected = {None: expected, 'relu': expected.relu(), 'gelu': nn.functional.gelu(expected)}[act]
+    fused = ConvAct(conv, act)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), expected)
+        if act is None:
+            torch.testing.assert_close(fused(x, residual=residual), conv(x) + residual)
+        else:
+            with pytest.raises(ValueError, match='residual add after an activation'):
+                fused(x, residual=residual)
+    # autograd (e.g. Grad-CAM on a deployed model) runs the plain ops and gets gradients
+    x.requires_grad_(True)
+    fused(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_linear_act_and_residual_conv():
+    linear = nn.Linear(12, 6)
+    x, residual = torch.randn(2, 5, 3, 12), torch.randn(2, 5, 3, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(LinearAct(linear, 'gelu')(x), nn.functional.gelu(linear(x)))
+        torch.testing.assert_close(LinearAct(linear)(x, residual=residual), linear(x) + residual)
+        body = fuse_activations(nn.Sequential(nn.Conv2d(4, 8, 1), nn.Identity(), nn.ReLU(), nn.Conv2d(8, 4, 1)))
+        assert isinstance(body[0], ConvAct) and body[0].act == 'relu' and isinstance(body[2], nn.Identity)
+        y = torch.randn(2, 4, 6, 6)
+        expected = y + body[3](nn.functional.relu(nn.functional.conv2d(y, body[0].weight, body[0].bias)))
+        torch.testing.assert_close(ResidualConv(body)(y), expected)
+
+
+def test_sampled_taps_equal_torchvision_deform_conv():
+    """The deploy DTM's sampling + GEMM is torchvision's deformable conv, offsets reaching outside the map."""
+    x = torch.randn(2, 6, 9, 7)
+    offset = torch.randn(2, 8, 4, 3) * 3
+    weight, bias = torch.randn(5, 6, 2, 2), torch.randn(5)
+    expected = deform_conv2d(x, offset, weight, bias, stride=2)
+    got = (sample_taps(x, offset, (2, 2), (2, 2)) @ weight.flatten(1).T + bias).permute(0, 3, 1, 2)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,47 @@
+"""Draw a model's predictions on an image or a folder of images, one PNG per image, with the inferencer
+and visualiser of the config's codebase (its default_scope decides): mmdet (boxes, masks, class names,
+scores), mmseg (colour overlay) or mmpretrain (class name and score).
+
+    python tools/demo.py CONFIG INPUT [--checkpoint CKPT] [--out-dir DIR] [--device DEV]
+                         [--score-thr T] [--palette P] [--opacity A] [--resize N] [--cfg-options k=v ...]
+
+Without --checkpoint the model has random weights (a warning says so); nothing is downloaded.
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from effvit_mm.inference import run_demo
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='config file')
+    p.add_argument('input', help='image file, or folder of images')
+    p.add_argument('--checkpoint', help='weights (default: random weights)')
+    p.add_argument('--out-dir', help='where the PNGs go (default work_dirs/demo/<config name>)')
+    p.add_argument('--device', help='e.g. cpu, cuda:0 (default: cuda if available, else cpu)')
+    p.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score drawn')
+    p.add_argument('--palette', default='none', choices=['none', 'coco', 'voc', 'citys', 'random'],
+                   help="detection: mmdet's colours ('none': the checkpoint's or config's)")
+    p.add_argument('--opacity', type=float, default=0.8, help='segmentation: opacity of the colour overlay')
+    p.add_argument('--resize', type=int, help='classification: draw on the image resized to this short edge')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    return p.parse_args()
+
+
+def main():
+    args = parse_args()
+    out_dir = args.out_dir or osp.join('work_dirs', 'demo', osp.splitext(osp.basename(args.config))[0])
+    try:
+        task, paths = run_demo(args.config, args.input, out_dir, args.checkpoint, args.device, args.cfg_options,
+                               score_thr=args.score_thr, palette=args.palette, opacity=args.opacity,
+                               resize=args.resize)
+    except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
+        raise SystemExit(f'error: {error}')
+    print(f'{task}: {len(paths)} image(s) drawn into {out_dir}')
+
+
+if __name__ == '__main__':
+    main()
