@@ -20,7 +20,7 @@ from .export import Logits, build_classifier, parse_spec, test_crop
 from .models.layers import switch_to_deploy
 
 __all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entry',
-           'gemm_entry', 'count_macs', 'time_rounds']
+           'gemm_entries', 'count_macs', 'time_rounds']
 
 # Detection / segmentation configs are timed as backbone + neck at these (H, W).
 DENSE_SHAPE = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
@@ -147,10 +147,18 @@ def external_entry(spec):
     return Entry(name, model.eval(), 'external')
 
 
-def gemm_entry(size, device):
-    """The fp32 GEMM reference: ``a @ b`` of two (size, size) matrices, 2 * size**3 FLOP per call."""
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
-    return Entry(f'gemm fp32 {size}', lambda: torch.mm(a, b), 'gemm', macs=size ** 3)
+def gemm_entries(size, device, dtype=torch.float32):
+    """The GEMM references, ``a @ b`` of two (size, size) matrices (size**3 multiply-adds per call):
+    ``torch.mm`` (MKL on CPU, cuBLAS on CUDA) and, on CPU, oneDNN's matmul (which the deploy-mode
+    kernels use). The peak is the faster of them."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    kind = str(dtype).replace('torch.float', 'fp')
+    out = [Entry(f'gemm {kind} {size} torch.mm', lambda: torch.mm(a, b), 'gemm', macs=size ** 3)]
+    if device == 'cpu' and hasattr(torch.ops.mkldnn, '_linear_pointwise') and torch.backends.mkldnn.is_available():
+        bt = b.t().contiguous()
+        out.append(Entry(f'gemm {kind} {size} oneDNN', lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, 'none', [], ''),
+                         'gemm', macs=size ** 3))
+    return out
 
 
 def count_macs(entry, shape):

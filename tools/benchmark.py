@@ -15,13 +15,14 @@ SwiftFormer variant (eval, and re-parameterized: "fused"), ``--peers`` any timm 
 any model built by a Python file (e.g. the authors' code built beside the project).
 
 How: all entries of one input size are timed in the same rounds, ``--repeats`` rounds after
-``--warmup`` calls, one batch per entry per round in turn, together with the fp32 GEMM reference
-(``--gemm-size``; ``a @ b`` of two square matrices), so that noise reaches all alike. Reported: median
+``--warmup`` calls, one batch per entry per round in turn, together with the GEMM references
+(``--gemm-size``; ``a @ b`` of two square matrices, by torch.mm and, on CPU, by oneDNN; the peak is
+the faster; fp16 with ``--amp``), so that noise reaches all alike. Reported: median
 images/s, median ms per batch (the latency with ``--batch 1``), multiply-adds per image
 (effvit_mm.analysis), achieved GFLOP/s = 2 x MACs x img/s and its fraction of the GEMM peak of the same
 run, and ratios of our entries to the others (deploy vs eval, vs timm's twin, vs peers / external).
 Compare ratios inside one run; absolute figures on a shared machine vary by 10% or more.
-Results: a table, and JSON + CSV (``--out``). Presets (SHViT paper protocol): ``shvit-gpu`` = CUDA,
+Results: a table, and JSON, CSV and Markdown files (``--out`` and beside it). Presets (SHViT paper protocol): ``shvit-gpu`` = CUDA,
 batch 256, AMP, deploy; ``shvit-cpu`` = 1 thread, batch 16.
 """
 import argparse
@@ -33,7 +34,7 @@ import statistics
 import torch
 from mmengine import mkdir_or_exist
 
-from effvit_mm.benchmark import (classifier_entries, count_macs, external_entry, features_entries, gemm_entry,
+from effvit_mm.benchmark import (classifier_entries, count_macs, external_entry, features_entries, gemm_entries,
                                  time_rounds, timm_entries)
 from effvit_mm.export import parse_spec
 
@@ -61,8 +62,8 @@ def parse_args():
     p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA)')
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--repeats', type=int, default=7)
-    p.add_argument('--gemm-size', type=int, default=2048, help='fp32 GEMM reference size (0: none)')
-    p.add_argument('--out', default='work_dirs/benchmark.json', help='JSON file; the CSV is written beside')
+    p.add_argument('--gemm-size', type=int, default=2048, help="GEMM reference size (0: none)")
+    p.add_argument('--out', default='work_dirs/benchmark.json', help='JSON file; CSV and Markdown are written beside')
     args = p.parse_args()
     if args.preset:
         for k, v in PRESETS[args.preset].items():
@@ -106,7 +107,7 @@ def groups(args):
             entries.extend(timm_entries(name, 'peer', args.features))
         entries.extend(external_entry(spec) for spec in args.external)
         if args.gemm_size:
-            entries.append(gemm_entry(args.gemm_size, args.device))
+            entries.extend(gemm_entries(args.gemm_size, args.device, torch.float16 if args.amp else torch.float32))
     return list(by_shape.items())
 
 
@@ -129,7 +130,7 @@ def measure(args, shape, entries):
                    ms=round(sec * 1e3, 3), gmacs=round(e.macs / 1e9, 4),
                    gflop_s=round(2 * e.macs * per_call / sec / 1e9, 1))
         rows.append(row)
-    peak = next((r['gflop_s'] for r in rows if r['role'] == 'gemm'), None)
+    peak = max((r['gflop_s'] for r in rows if r['role'] == 'gemm'), default=None)
     for row in rows:
         row['peak_frac'] = round(row['gflop_s'] / peak, 3) if peak else None
         if row['role'] == 'ours':
@@ -161,17 +162,35 @@ def report(rows):
             print(f"{'':6s}{ratio:.2f}x {other}")
 
 
+def markdown(rows):
+    """The ratios (one line per pair), then every entry's figures, as Markdown tables."""
+    setting = rows[0]
+    lines = [f"{setting['device']}, {setting['threads']} threads, batch {setting['batch']}, {setting['precision']}",
+             '', '| ours | vs | ratio |', '|---|---|---|']
+    lines += [f"| {r['entry']} | {other} | **{ratio:.2f}x** |" for r in rows for other, ratio in r.get('ratios', {}).items()]
+    lines += ['', '| entry | input | img/s | ms/batch | GMACs/img | GFLOP/s | of GEMM peak |', '|---|---|---|---|---|---|---|']
+    for r in rows:
+        img_s = f"{r['img_s']:.1f}" if r['img_s'] is not None else '-'
+        peak = f"{r['peak_frac']:.0%}" if r['peak_frac'] is not None else '-'
+        lines.append(f"| {r['entry']} | {r['input']} | {img_s} | {r['ms']:.1f} | {r['gmacs']:.3f} | {r['gflop_s']:.0f} | {peak} |")
+    return '\n'.join(lines) + '\n'
+
+
 def write(rows, out):
+    """``out`` (JSON) and, beside it, the same rows as CSV and Markdown."""
     mkdir_or_exist(osp.dirname(osp.abspath(out)))
+    stem = osp.splitext(out)[0]
     with open(out, 'w') as f:
         json.dump(rows, f, indent=2)
     fields = [k for k in rows[0] if k != 'ratios'] + ['ratios']
-    with open(osp.splitext(out)[0] + '.csv', 'w', newline='') as f:
+    with open(stem + '.csv', 'w', newline='') as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
         for r in rows:
             writer.writerow({**r, 'ratios': '; '.join(f'{k}={v}' for k, v in r.get('ratios', {}).items())})
-    print(f'written to {out} and {osp.splitext(out)[0]}.csv')
+    with open(stem + '.md', 'w') as f:
+        f.write(markdown(rows))
+    print(f'written to {out}, {stem}.csv and {stem}.md')
 
 
 def main():

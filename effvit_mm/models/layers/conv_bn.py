@@ -98,8 +98,9 @@ class Residual(nn.Module):
 def switch_to_deploy(model):
     """The inference form of ``model``, in place: every module that has ``fuse()`` is replaced by its
     result (children first, so a parent fuses already-fused children), Conv2d + ReLU / GELU pairs of
-    Sequentials become fused :class:`ConvAct` s, ``nn.Linear`` s become :class:`LinearAct` s (oneDNN's
-    GEMM on CPU), and parameters are made channels-last (the layout the
+    Sequentials become fused :class:`ConvAct` s (and so do the remaining convs: a 1x1 conv runs as a
+    GEMM), ``nn.Linear`` s become :class:`LinearAct` s (oneDNN's GEMM on CPU), and parameters are made
+    channels-last (the layout the
     fused CPU kernels and cuDNN's fast paths read; outputs of convolutions follow it).
 
     Returns ``model`` (in eval mode). Outputs are unchanged up to float rounding; idempotent.
@@ -115,6 +116,13 @@ def switch_to_deploy(model):
             if isinstance(child, nn.Sequential):
                 fuse_activations(child)
 
+    def remaining_convs(module):
+        for name, child in module.named_children():
+            if type(child) is nn.Conv2d and child.padding_mode == 'zeros' and not isinstance(child.padding, str):
+                setattr(module, name, ConvAct(child))
+            remaining_convs(child)
+
     model.eval()
     fuse_children(model)
+    remaining_convs(model)
     return model.to(memory_format=torch.channels_last)

@@ -53,6 +53,8 @@ class ConvAct(nn.Module):
             torch.zeros(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype))
         self.stride, self.padding = list(conv.stride), list(conv.padding)
         self.dilation, self.groups, self.act = list(conv.dilation), conv.groups, act
+        self.pointwise = (conv.kernel_size == (1, 1) and self.stride == [1, 1] and self.padding == [0, 0]
+                          and conv.groups == 1)
 
     def extra_repr(self):
         return (f'{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, kernel_size='
@@ -64,6 +66,12 @@ class ConvAct(nn.Module):
         if not _use_onednn(x, self.weight):
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
             return _eager_tail(y, self.act, residual)
+        if self.pointwise and x.is_contiguous(memory_format=torch.channels_last):
+            # a 1x1 conv of a channels-last map is a GEMM over its (N, H, W, C) rows; oneDNN's matmul
+            # runs it 10-20% faster than its convolution at these models' shapes
+            rows = x.permute(0, 2, 3, 1)
+            res = residual.permute(0, 2, 3, 1) if residual is not None else None
+            return LinearAct.fused(rows, self.weight.flatten(1), self.bias, self.act, res).permute(0, 3, 1, 2)
         geometry = (self.padding, self.stride, self.dilation, self.groups)
         op = torch.ops.mkldnn._convolution_pointwise
         if residual is None:
@@ -87,10 +95,15 @@ class LinearAct(nn.Module):
             raise ValueError('LinearAct: a residual add after an activation is not fused')
         if not _use_onednn(x, self.weight):
             return _eager_tail(F.linear(x, self.weight, self.bias), self.act, residual)
+        return self.fused(x, self.weight, self.bias, self.act, residual)
+
+    @staticmethod
+    def fused(x, weight, bias, act, residual):
+        """oneDNN's ``act(x @ weight^T + bias)`` or ``x @ weight^T + bias + residual``."""
         op = torch.ops.mkldnn._linear_pointwise
         if residual is None:
-            return op(x, self.weight, self.bias, self.act or 'none', [], 'none')
-        return op.binary(x, residual, self.weight, self.bias, 'add')
+            return op(x, weight, bias, act or 'none', [], 'none')
+        return op.binary(x, residual, weight, bias, 'add')
 
 
 def to_linear_act(module):
