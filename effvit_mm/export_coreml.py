@@ -106,7 +106,8 @@ def convert_coreml(model, x, path, output_names, image_input=False, precision='f
     :class:`Normalise`) if ``image_input``, else ``input`` (``TensorType`` float32); the outputs are
     ``output_names`` (float32; ``precision`` is that of the computation). Returns the ``MLModel``.
 
-    Raises :class:`UnsupportedOpError` (one line) for an op coremltools cannot convert."""
+    Raises :class:`UnsupportedOpError` (one line) for an op coremltools cannot convert, and for tensors
+    of rank > 5, which Core ML refuses (deployed LITv2, whose DTM no longer uses the deformable conv)."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, not {precision!r}')
     ct = import_coremltools()
@@ -123,6 +124,11 @@ def convert_coreml(model, x, path, output_names, image_input=False, precision='f
         if unsupported is None:
             raise
         raise unsupported from e
+    except ValueError as e:
+        if 'only supports tensors with rank <= 5' not in str(e):
+            raise
+        raise UnsupportedOpError(f'{e} (LITv2\'s HiLo windows reshape to rank 8): the model cannot be '
+                                 'exported to Core ML') from e
     mlmodel.save(str(path))
     return mlmodel
 

@@ -37,7 +37,7 @@ def test_families_timm_peers_external_and_gemm(tmp_path):
     assert set(rows) == gemms | {'shvit:s1 eval', 'shvit:s1 deploy', 'timm:shvit_s1 eval', 'timm:shvit_s1 fused',
                          'swiftformer:xs eval', 'swiftformer:xs deploy', 'timm:swiftformer_xs eval',
                          'timm:swiftformer_xs fused', 'litv2:s eval', 'litv2:s deploy',
-                         'timm:mobilevitv2_050 eval', 'authors'}, log
+                         'timm:mobilevitv2_050 eval', 'timm:mobilevitv2_050 fused', 'authors'}, log
     gemm = max((rows[g] for g in gemms), key=lambda r: r['gflop_s'])  # the peak: the faster GEMM
     assert all(rows[g]['gmacs'] == round(128 ** 3 / 1e9, 4) and rows[g]['img_s'] is None for g in gemms)
     assert gemm['peak_frac'] == 1.0
@@ -49,7 +49,7 @@ def test_families_timm_peers_external_and_gemm(tmp_path):
             assert r['img_s'] > 0 and r['peak_frac'] == round(r['gflop_s'] / gemm['gflop_s'], 3)
     ratios = rows['shvit:s1 deploy']['ratios']
     assert set(ratios) == {'shvit:s1 eval', 'timm:shvit_s1 eval', 'timm:shvit_s1 fused',
-                           'timm:mobilevitv2_050 eval', 'authors'}
+                           'timm:mobilevitv2_050 eval', 'timm:mobilevitv2_050 fused', 'authors'}
     assert ratios['shvit:s1 eval'] == pytest.approx(rows['shvit:s1 deploy']['img_s'] / rows['shvit:s1 eval']['img_s'],
                                                     rel=1e-2)
     assert 'timm:shvit_s1 eval' not in rows['litv2:s deploy']['ratios']  # twins pair with their own variant

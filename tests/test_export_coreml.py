@@ -67,6 +67,11 @@ def test_litv2_unsupported(tmp_path):
         convert_coreml(model, torch.zeros(1, 3, 64, 64), tmp_path / 'litv2.mlpackage', ['feat0'])
     assert '\n' not in str(e.value)
     assert not (tmp_path / 'litv2.mlpackage').exists()
+    # deployed, the DTM is grid sampling + GEMM, and the rank-8 window partition of HiLo is refused
+    with pytest.raises(UnsupportedOpError, match=r'rank <= 5.*cannot be exported to Core ML') as e:
+        convert_coreml(model.switch_to_deploy(), torch.zeros(1, 3, 64, 64), tmp_path / 'litv2.mlpackage',
+                       [f'feat{i}' for i in range(4)])
+    assert '\n' not in str(e.value)
 
 
 def test_cli_errors(tool, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewis
 segmentation config is its backbone + neck (``extract_feat``) at 1333x800 / 512x512. ``--features``
 times the backbones alone up to their last stage (timm's ``forward_features``). Modes: ``eval`` and
 ``deploy`` (``switch_to_deploy()``: BatchNorms folded). ``--timm`` adds timm's model of each SHViT /
-SwiftFormer variant (eval, and re-parameterized: "fused"), ``--peers`` any timm models, ``--external``
+SwiftFormer variant (eval, and re-parameterized: "fused"), ``--peers`` any timm models (eval and fused), ``--external``
 any model built by a Python file (e.g. the authors' code built beside the project).
 
 How: all entries of one input size are timed in the same rounds, ``--repeats`` rounds after
@@ -104,7 +104,7 @@ def groups(args):
         by_shape.setdefault(shape, []).extend(entries)
     for shape, entries in by_shape.items():
         for name in args.peers:
-            entries.extend(timm_entries(name, 'peer', args.features))
+            entries.extend(timm_entries(name, 'peer', args.features, fused=True))
         entries.extend(external_entry(spec) for spec in args.external)
         if args.gemm_size:
             entries.extend(gemm_entries(args.gemm_size, args.device, torch.float16 if args.amp else torch.float32))
