@@ -48,8 +48,11 @@ def _config_of(spec):
     return path
 
 
-def _deployed(model):
-    return switch_to_deploy(copy.deepcopy(model))
+def _mode_entries(target, model, modes, wrap):
+    """Our entries of ``model`` (eval mode) in ``modes``: 'eval' as is, 'deploy' a deployed copy;
+    each timed as ``wrap(model)`` (e.g. the logits of a classifier)."""
+    forms = {'eval': lambda: model, 'deploy': lambda: switch_to_deploy(copy.deepcopy(model))}
+    return [Entry(f'{target} {mode}', wrap(forms[mode]()).eval(), 'ours', mode) for mode in modes]
 
 
 def _load_config(target):
@@ -86,8 +89,7 @@ def classifier_entries(target, modes):
         with DefaultScope.overwrite_default_scope(scope):
             model = MODELS.build(cfg.model).eval()
         wrap, shape = Features, DENSE_SHAPE[scope]
-    builders = {'eval': lambda: model, 'deploy': lambda: _deployed(model)}
-    return [Entry(f'{target} {mode}', wrap(builders[mode]()).eval(), 'ours', mode) for mode in modes], shape
+    return _mode_entries(target, model, modes, wrap), shape
 
 
 def features_entries(spec, modes):
@@ -98,9 +100,7 @@ def features_entries(spec, modes):
     import effvit_mm  # noqa: F401  (registers the backbones)
     family, arch = parse_spec(spec)
     model = MODELS.build(dict(type=family, arch=arch, out_indices=(-1, ))).eval()
-    builders = {'eval': lambda: model, 'deploy': lambda: _deployed(model)}
-    return [Entry(f'{spec} {mode}', builders[mode](), 'ours', mode) for mode in modes], \
-        test_crop(_load_config(spec))
+    return _mode_entries(spec, model, modes, lambda m: m), test_crop(_load_config(spec))
 
 
 class TimmFeatures(nn.Module):

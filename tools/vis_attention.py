@@ -9,30 +9,23 @@ shows that token's attention probabilities over the keys (averaged over the Lo-F
 --head), upsampled and blended on the input, scaled to its own maximum. Without --checkpoint the
 weights are random (a warning says so).
 """
-import argparse
 import os.path as osp
 
 import torch
-from mmengine.config import DictAction
 
 from effvit_mm.models.layers import switch_to_deploy
 from effvit_mm.visualization.attention import capture_attention
-from effvit_mm.visualization.classifier import class_names, load_classifier, load_image
+from effvit_mm.visualization.classifier import class_names, image_tool_parser, load_classifier, load_image
 from effvit_mm.visualization.draw import mark, overlay, save_png, tile, to_image
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='mmpretrain classifier config with a SHViT or LITv2 backbone')
-    p.add_argument('image', help='image file')
-    p.add_argument('--checkpoint', help='checkpoint file (default: random weights)')
+    p = image_tool_parser(__doc__, 'mmpretrain classifier config with a SHViT or LITv2 backbone')
     p.add_argument('--query', type=int, nargs=2, metavar=('X', 'Y'), help='query pixel (default: the centre)')
     p.add_argument('--layers', nargs='+', help='attention modules to draw (default: all with more than one key)')
     p.add_argument('--head', type=int, help='one head instead of the average over heads (LITv2)')
     p.add_argument('--deploy', action='store_true', help='fold Conv-BN pairs first (switch_to_deploy)')
     p.add_argument('--out', help='PNG file (default <work_dir>/vis_attention/<image name>.png)')
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
     return p.parse_args()
 
 

@@ -8,27 +8,19 @@ The target layer defaults to the backbone module whose output the head pools (th
 output; LITv2's channels-last map is transposed for the CAM), the category to the predicted class.
 Writes the input beside the CAM overlay. Without --checkpoint the weights are random (with a warning).
 """
-import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
 from effvit_mm.visualization.cam import METHODS, grad_cam
-from effvit_mm.visualization.classifier import class_names, load_classifier, load_image
+from effvit_mm.visualization.classifier import class_names, image_tool_parser, load_classifier, load_image
 from effvit_mm.visualization.draw import overlay, save_png, tile, to_image
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='mmpretrain classifier config')
-    p.add_argument('image', help='image file')
-    p.add_argument('--checkpoint', help='checkpoint file (default: random weights)')
+    p = image_tool_parser(__doc__)
     p.add_argument('--target-layer', help='module name in the classifier, e.g. backbone.norm3')
     p.add_argument('--target-category', type=int, help='class to explain (default: the predicted one)')
     p.add_argument('--method', default='gradcam', help=f'one of {", ".join(METHODS)}')
     p.add_argument('--out', help='PNG file (default <work_dir>/vis_cam/<image name>.png)')
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
     return p.parse_args()
 
 

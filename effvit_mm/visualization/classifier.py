@@ -95,3 +95,18 @@ def load_image(model, cfg, path):
         pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
     pixels, _ = model.pixels(default_collate([pipeline(dict(img_path=path))]))
     return pixels
+
+
+def image_tool_parser(description, config_help='mmpretrain classifier config'):
+    """An ``argparse`` parser with the arguments the one-image tools share: CONFIG, IMAGE,
+    ``--checkpoint``, ``--device`` and ``--cfg-options``."""
+    import argparse
+
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help=config_help)
+    p.add_argument('image', help='image file')
+    p.add_argument('--checkpoint', help='checkpoint file (default: random weights)')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    return p
