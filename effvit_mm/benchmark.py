@@ -16,14 +16,11 @@ import torch
 import torch.nn as nn
 
 from .analysis import flop_analyzer
-from .export import Logits, build_classifier, parse_spec, test_crop
+from .export import DENSE_SHAPE, Features, Logits, build_classifier, build_dense, parse_spec, test_crop
 from .models.layers import switch_to_deploy
 
 __all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entry',
            'gemm_entries', 'count_macs', 'time_rounds']
-
-# Detection / segmentation configs are timed as backbone + neck at these (H, W).
-DENSE_SHAPE = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
 
 
 @dataclass
@@ -64,17 +61,6 @@ def _load_config(target):
     return Config.fromfile(path)
 
 
-class Features(nn.Module):
-    """A detector's / segmentor's ``extract_feat`` (backbone + neck) as ``forward(x)``."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.extract_feat(x)
-
-
 def classifier_entries(target, modes):
     """Entries of a spec or config: classifiers whole (logits), detectors / segmentors as backbone +
     neck. Returns (entries, (H, W)); (H, W) is the test crop, or the dense default size."""
@@ -84,10 +70,7 @@ def classifier_entries(target, modes):
         model, _ = build_classifier(cfg)
         wrap, shape = Logits, test_crop(cfg)
     else:
-        from mmengine.registry import MODELS, DefaultScope
-        cfg.model.backbone.init_cfg = None
-        with DefaultScope.overwrite_default_scope(scope):
-            model = MODELS.build(cfg.model).eval()
+        model, _ = build_dense(cfg)
         wrap, shape = Features, DENSE_SHAPE[scope]
     return _mode_entries(target, model, modes, wrap), shape
 

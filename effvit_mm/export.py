@@ -18,7 +18,8 @@ import time
 import torch
 import torch.nn as nn
 
-__all__ = ['test_crop', 'parse_spec', 'Logits', 'build_classifier', 'build_backbone',
+__all__ = ['test_crop', 'parse_spec', 'Logits', 'Features', 'DENSE_SHAPE', 'build_classifier', 'build_dense',
+           'build_backbone',
            'custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime']
 
 # ``family:arch`` specs of the backbones: lower-case family -> registered type.
@@ -69,6 +70,36 @@ def build_classifier(cfg, checkpoint=None):
     if 'teacher' in cfg.model:
         cfg.model.teacher = None  # a distillation teacher is not part of the deployed model
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
+        model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+    return model.eval(), bool(checkpoint)
+
+
+# Detection / segmentation configs: backbone + neck are exported / timed at these (H, W) by default.
+DENSE_SHAPE = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
+
+
+class Features(nn.Module):
+    """A detector's / segmentor's ``extract_feat`` (backbone + neck) as a plain ``forward(x)``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.extract_feat(x)
+
+
+def build_dense(cfg, checkpoint=None):
+    """The mmdet / mmseg model of ``cfg`` (a Config) in eval mode, without loading the backbone's
+    pretrained file, with ``checkpoint`` loaded if given. Returns (model, loaded)."""
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.runner import load_checkpoint
+
+    import effvit_mm  # noqa: F401  (registers the models)
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=False)

@@ -84,3 +84,16 @@ def test_cli_classifier_deploy_dynamic_batch(tmp_path):
     assert [o.name for o in sess.get_outputs()] == ['logits']
     logits, = sess.run(None, {'input': np.zeros((3, 3, 64, 64), np.float32)})  # batch 3 != 2: dynamic
     assert logits.shape == (3, 1000)
+
+
+def test_cli_detector_backbone_and_neck(tmp_path):
+    """A detection config: backbone + neck (FPN levels), deploy mode, checked against onnxruntime."""
+    out = tmp_path / 'retinanet_shvit_s4.onnx'
+    log = subprocess.run(
+        [sys.executable, 'tools/export_onnx.py', 'configs/retinanet_shvit_s4_coco.py', str(out), '--shape', '64', '96',
+         '--deploy', '--runs', '0', '--threads', '1'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert log.returncode == 0, log.stdout + log.stderr
+    assert 'OK: max scaled diff' in log.stdout
+    sess = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    names = [o.name for o in sess.get_outputs()]
+    assert names == [f'feat{i}' for i in range(len(names))] and len(names) >= 3

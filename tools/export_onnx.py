@@ -1,12 +1,14 @@
-"""Export a classifier (its logits) or a backbone (its feature maps) to ONNX and check it against
-onnxruntime.
+"""Export a classifier (its logits), a backbone or a detector's / segmentor's backbone + neck (their
+feature maps) to ONNX and check it against onnxruntime.
 
     python tools/export_onnx.py CONFIG_OR_SPEC OUT.onnx [--checkpoint CKPT] [--shape H [W]] [--batch N]
         [--opset 19] [--deploy] [--dynamic-batch] [--runs 5] [--threads N]
         [--tol 1e-4]
 
 CONFIG: an mmpretrain classifier config; the output is ``logits`` (model(x, mode='tensor')), the default
-input size its test crop. SPEC ``family:arch`` (``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the
+input size its test crop. An mmdet / mmseg config: its backbone + neck (``extract_feat``), outputs
+``feat0``, ``feat1``, ... (one per pyramid level), default input 800x1333 / 512x512; the heads, with
+their proposal sampling and NMS, are not exported (that is mmdeploy's job). SPEC ``family:arch`` (``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the
 backbone alone, outputs ``feat0``, ``feat1``, ..., default input 224x224. Without ``--checkpoint`` the
 weights are random (a warning says so). ``--deploy`` folds the BatchNorms (``switch_to_deploy()``) first.
 
@@ -26,8 +28,8 @@ import warnings
 
 import torch
 
-from effvit_mm.export import (Logits, build_backbone, build_classifier, compare_onnxruntime,
-                              export_onnx, parse_spec, test_crop)
+from effvit_mm.export import (DENSE_SHAPE, Features, Logits, build_backbone, build_classifier, build_dense,
+                              compare_onnxruntime, export_onnx, parse_spec, test_crop)
 
 
 def parse_args(argv=None):
@@ -60,20 +62,26 @@ def main(argv=None):
     else:
         from mmengine.config import Config
         cfg = Config.fromfile(args.target)
-        model, _ = build_classifier(cfg, args.checkpoint)
-        backbone, shape = model.backbone, test_crop(cfg)
+        scope = cfg.get('default_scope', 'mmpretrain')
+        if scope == 'mmpretrain':
+            model, _ = build_classifier(cfg, args.checkpoint)
+            shape, wrap = test_crop(cfg), Logits
+        else:
+            model, _ = build_dense(cfg, args.checkpoint)
+            shape, wrap = DENSE_SHAPE[scope], Features
+        backbone = model.backbone
     if not args.checkpoint:
         warnings.warn('no --checkpoint: exporting random weights', stacklevel=1)
     if args.shape:
         shape = tuple(args.shape) * (3 - len(args.shape))
     if args.deploy:
         backbone.switch_to_deploy()
-    model = model.eval() if spec else Logits(model).eval()
+    model = model.eval() if spec else wrap(model).eval()
 
     x = torch.randn(args.batch, 3, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(x)
-    names = [f'feat{i}' for i in range(len(out))] if spec else ['logits']
+    names = ['logits'] if isinstance(model, Logits) else [f'feat{i}' for i in range(len(out))]
     export_onnx(model, x, args.out, names, opset=args.opset, dynamic_batch=args.dynamic_batch)
     print(f'exported {args.target} ({"deploy" if args.deploy else "eval"}) at {args.batch}x3x{shape[0]}x{shape[1]} '
           f'to {args.out} (opset {args.opset}); onnx.checker: OK')
