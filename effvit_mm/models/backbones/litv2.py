@@ -35,7 +35,8 @@ class HiLo(nn.Module):
     detectors were trained so). ``ws == 1``: all heads Lo-Fi without pooling (standard MHSA). Outputs
     are concatenated Hi-Fi first. ``scaled_dot_product_attention`` computes the authors'
     ``softmax(q k^T * scale) v`` (within 5e-6 in float32, identically in float64), faster and without
-    storing the attention matrix for the backward pass.
+    storing the attention matrix for the backward pass (in deploy mode Hi-Fi's tiny windows use matmul-softmax,
+    see :meth:`fuse`).
     """
 
     def __init__(self, dim, num_heads, window_size, alpha):
@@ -53,6 +54,15 @@ class HiLo(nn.Module):
         if self.h_heads:
             self.h_qkv = nn.Linear(dim, h_dim * 3)
             self.h_proj = nn.Linear(h_dim, h_dim)
+        self.hifi_sdpa = True  # see fuse()
+
+    def fuse(self):
+        """Deploy form: Hi-Fi attention as matmul-softmax. Its windows hold ws*ws (4) tokens, and over
+        thousands of such windows the fused kernel's per-call overhead dominates on CPU (measured 12x
+        slower than matmul-softmax at LITv2-M's stage 3, batch 16); the fused kernel's benefit, not
+        storing the attention matrix for backward, does not apply at inference."""
+        self.hifi_sdpa = False
+        return self
 
     def hifi(self, x):
         """(N, H, W, C), H and W multiples of ws -> (N, H, W, h_dim): attention within windows."""
@@ -60,7 +70,10 @@ class HiLo(nn.Module):
         ws, hg, wg = self.ws, H // self.ws, W // self.ws
         qkv = self.h_qkv(x).reshape(B, hg, ws, wg, ws, 3, self.h_heads, -1)
         q, k, v = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B, hg * wg, self.h_heads, ws * ws, -1)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (N, groups, heads, ws*ws, d)
+        if self.hifi_sdpa:
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (N, groups, heads, ws*ws, d)
+        else:
+            out = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1) @ v
         out = out.reshape(B, hg, wg, self.h_heads, ws, ws, -1).permute(0, 1, 4, 2, 5, 3, 6)
         return self.h_proj(out.reshape(B, H, W, -1))
 
