@@ -17,7 +17,7 @@ bench() { local name=$1; shift; "$PY" tools/benchmark.py "$@" --out "$OUT/$name.
 bench cpu_224 shvit:s1 shvit:s2 shvit:s3 swiftformer:xs swiftformer:s swiftformer:l1 swiftformer:l3 --timm --threads 2
 bench cpu_shvit_s4 shvit:s4 --timm --peers mobilevitv2_100 --threads 2
 for arch in s m b; do
-  bench "cpu_litv2_$arch" "litv2:$arch" --threads 2 ${LITV2_REF:+--external "authors_litv2_$arch=$LITV2_REF:cls_model:$arch"}
+  bench "cpu_litv2_$arch" "litv2:$arch" --threads 2 --repeats 9 ${LITV2_REF:+--external "authors_litv2_$arch=$LITV2_REF:cls_model:$arch"}
 done
 bench cpu_shvit_protocol shvit:s1 shvit:s2 shvit:s3 shvit:s4 --timm --preset shvit-cpu
 bench cpu_latency_512 shvit:s4 --features --res 512 --batch 1 --peers fastvit_sa12 --threads 2 --repeats 15
