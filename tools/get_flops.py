@@ -13,11 +13,9 @@ import json
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, DefaultScope
 
-import effvit_mm  # noqa: F401  (registers the models)
 from effvit_mm.analysis import flop_analyzer
-from effvit_mm.export import test_crop
+from effvit_mm.export import DENSE_SHAPE, Features, Logits, build_classifier, build_dense, test_crop
 
 # ImageNet-1k classifiers of the papers (shared README): (family, arch, resolution) -> (params, multiply-adds).
 PAPER = {
@@ -28,7 +26,6 @@ PAPER = {
     ('LITv2', 's', 224): (28e6, 3.7e9), ('LITv2', 'm', 224): (49e6, 7.5e9), ('LITv2', 'b', 224): (87e6, 13.2e9),
     ('LITv2', 'b', 384): (87e6, 39.7e9),
 }
-DEFAULT_SHAPE = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
 
 
 def parse_args():
@@ -40,34 +37,20 @@ def parse_args():
     return p.parse_args()
 
 
-class Counted(nn.Module):
-    """What is counted: the classifier's logits, or a detector's / segmentor's backbone + neck."""
-
-    def __init__(self, model, whole):
-        super().__init__()
-        self.model, self.whole = model, whole
-
-    def forward(self, x):
-        return self.model(x, mode='tensor') if self.whole else self.model.extract_feat(x)
-
-
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     scope = cfg.get('default_scope', 'mmpretrain')
-    cfg.model.backbone.init_cfg = None
-    if 'teacher' in cfg.model:
-        cfg.model.teacher = None  # a distillation teacher is not part of the model
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(cfg.model).eval()
     classifier = scope == 'mmpretrain'
+    # a distillation teacher is not part of the model (build_classifier leaves it out)
+    model, _ = build_classifier(cfg) if classifier else build_dense(cfg)
     if args.shape:
         shape = tuple(args.shape) * (3 - len(args.shape))
     else:
-        shape = test_crop(cfg) if classifier else DEFAULT_SHAPE[scope]
-    analyzer = flop_analyzer(Counted(model, classifier), torch.zeros(1, 3, *shape))
+        shape = test_crop(cfg) if classifier else DENSE_SHAPE[scope]
+    analyzer = flop_analyzer((Logits if classifier else Features)(model), torch.zeros(1, 3, *shape))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     counted = model if classifier else nn.ModuleList([model.backbone, model.neck])
