@@ -207,12 +207,16 @@ def setup_cpu_distributed(cfg, launcher):
 
 def run(cfg, mode):
     """Build the config's runner (``runner_type``, default mmengine's), set up for CPU-only
-    launches, and run ``mode`` ('train' or 'test'). The process group is closed at the end: gloo
-    processes that exit with it open can abort ("terminate called without an active exception")."""
+    launches, and run ``mode`` ('train' or 'test'). The process group is closed at the end, after a
+    barrier: a gloo rank that tears its connections down while another still talks to it, or exits
+    with the group open, can abort ("terminate called without an active exception")."""
     setup_cpu_distributed(cfg, cfg.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     try:
-        return getattr(runner, mode)()
+        result = getattr(runner, mode)()
+        if dist.is_initialized():
+            dist.barrier()  # every rank done before any closes its connections
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    return result
