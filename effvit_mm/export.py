@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 __all__ = ['test_crop', 'parse_spec', 'Logits', 'Features', 'DENSE_SHAPE', 'build_classifier', 'build_dense',
-           'build_backbone',
+           'build_backbone', 'build_target',
            'custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime']
 
 # ``family:arch`` specs of the backbones: lower-case family -> registered type.
@@ -121,6 +121,37 @@ def build_backbone(spec, checkpoint=None):
         load_checkpoint(model, checkpoint, map_location='cpu', strict=False,
                         revise_keys=[(r'^module\.', ''), (r'^backbone\.', '')])
     return model.eval()
+
+
+def build_target(target, checkpoint=None, deploy=False):
+    """What the export tools export, in eval mode (``deploy``: the backbone switched to deploy first).
+
+    Returns (model, (H, W), cfg): a ``family:arch`` spec gives its backbone (feature maps, 224x224, cfg
+    None); a classifier config its :class:`Logits` at the test crop; a detection / segmentation
+    config its :class:`Features` (backbone + neck) at :data:`DENSE_SHAPE`. Random weights without
+    ``checkpoint`` (a warning says so).
+    """
+    import warnings
+
+    from mmengine.config import Config
+    if parse_spec(target):
+        model = backbone = build_backbone(target, checkpoint)
+        shape, cfg = (224, 224), None
+    else:
+        cfg = Config.fromfile(target)
+        scope = cfg.get('default_scope', 'mmpretrain')
+        if scope == 'mmpretrain':
+            model, _ = build_classifier(cfg, checkpoint)
+            shape, wrap = test_crop(cfg), Logits
+        else:
+            model, _ = build_dense(cfg, checkpoint)
+            shape, wrap = DENSE_SHAPE[scope], Features
+        backbone, model = model.backbone, wrap(model)
+    if not checkpoint:
+        warnings.warn('no --checkpoint: exporting random weights', stacklevel=2)
+    if deploy:
+        backbone.switch_to_deploy()
+    return model.eval(), shape, cfg
 
 
 def _deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,

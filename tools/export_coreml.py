@@ -24,13 +24,12 @@ import argparse
 import os
 import sys
 import time
-import warnings
 
 os.environ.setdefault('TQDM_DISABLE', '1')  # coremltools' progress bars (read when tqdm is imported)
 
 import torch  # noqa: E402
 
-from effvit_mm.export import Logits, build_backbone, build_classifier, parse_spec, test_crop  # noqa: E402
+from effvit_mm.export import build_target, parse_spec  # noqa: E402
 from effvit_mm.export_coreml import (PRECISIONS, ExportCheckError, Normalise, UnsupportedOpError,  # noqa: E402
                                      can_predict, check_package, compare_coreml, convert_coreml)
 
@@ -58,26 +57,15 @@ def parse_args(argv=None):
 
 
 def build(args):
-    """(model, (H, W)): the backbone of a spec or the logits of a config's
-    classifier, in eval or deploy mode, taking 0..255 RGB images if ``--input image``."""
-    if parse_spec(args.target):
-        model = build_backbone(args.target, args.checkpoint)
-        backbone, res, mean_std = model, (224, 224), None
-    else:
-        from mmengine.config import Config
-        cfg = Config.fromfile(args.target)
-        model, _ = build_classifier(cfg, args.checkpoint)
+    """(model, (H, W)): :func:`effvit_mm.export.build_target`, taking 0..255 RGB images with the
+    config's normalisation inside if ``--input image``."""
+    model, res, cfg = build_target(args.target, args.checkpoint, args.deploy)
+    if args.input == 'image':
         pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
-        backbone, res, mean_std = model.backbone, test_crop(cfg), (pre.get('mean'), pre.get('std'))
-        model = Logits(model)
-        if args.input == 'image':
-            if None in mean_std:
-                raise ExportCheckError(f'{args.target}: no data_preprocessor mean / std: use --input tensor')
-            model = Normalise(model, *mean_std)
-    if not args.checkpoint:
-        warnings.warn('no --checkpoint: exporting random weights', stacklevel=1)
-    if args.deploy:
-        backbone.switch_to_deploy()
+        mean_std = (pre.get('mean'), pre.get('std'))
+        if None in mean_std:
+            raise ExportCheckError(f'{args.target}: no data_preprocessor mean / std: use --input tensor')
+        model = Normalise(model, *mean_std)
     if args.res:
         res = tuple(args.res) * (3 - len(args.res))
     return model.eval(), res

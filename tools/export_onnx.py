@@ -24,12 +24,10 @@ an output's diff, divided by max(1, max |output|), exceeds --tol (1e-4): absolut
 """
 import argparse
 import sys
-import warnings
 
 import torch
 
-from effvit_mm.export import (DENSE_SHAPE, Features, Logits, build_backbone, build_classifier, build_dense,
-                              compare_onnxruntime, export_onnx, parse_spec, test_crop)
+from effvit_mm.export import Logits, build_target, compare_onnxruntime, export_onnx
 
 
 def parse_args(argv=None):
@@ -55,28 +53,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)  # all of this process's PyTorch work; onnxruntime follows
-    spec = parse_spec(args.target)
-    if spec:
-        model = build_backbone(args.target, args.checkpoint)
-        backbone, shape = model, (224, 224)
-    else:
-        from mmengine.config import Config
-        cfg = Config.fromfile(args.target)
-        scope = cfg.get('default_scope', 'mmpretrain')
-        if scope == 'mmpretrain':
-            model, _ = build_classifier(cfg, args.checkpoint)
-            shape, wrap = test_crop(cfg), Logits
-        else:
-            model, _ = build_dense(cfg, args.checkpoint)
-            shape, wrap = DENSE_SHAPE[scope], Features
-        backbone = model.backbone
-    if not args.checkpoint:
-        warnings.warn('no --checkpoint: exporting random weights', stacklevel=1)
+    model, shape, _ = build_target(args.target, args.checkpoint, args.deploy)
     if args.shape:
         shape = tuple(args.shape) * (3 - len(args.shape))
-    if args.deploy:
-        backbone.switch_to_deploy()
-    model = model.eval() if spec else wrap(model).eval()
 
     x = torch.randn(args.batch, 3, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
