@@ -14,10 +14,11 @@ setup(
     description='SHViT, SwiftFormer and LITv2 backbones for the OpenMMLab stack '
     '(mmdet, mmseg, mmpretrain)',
     packages=find_packages(include=['effvit_mm', 'effvit_mm.*']),
-    python_requires='>=3.10',
-    # mmcv 2.1.0 must be built from source with its ops: tools/install.sh does it.
+    # Supported: Python 3.11-3.12, torch 2.11-2.14 with its torchvision (tools/install.sh checks it).
+    python_requires='>=3.11,<3.13',
+    # mmcv 2.1.0 must be built from source with its ops: tools/install.sh does it (tools/requirements*.txt).
     install_requires=[
-        'torch>=2.4', 'torchvision', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
+        'torch>=2.11,<2.15', 'torchvision>=0.26,<0.30', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
         'pycocotools', 'setuptools<81', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2',
         'coremltools==9.0', 'grad-cam==1.5.7',

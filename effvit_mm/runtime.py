@@ -89,6 +89,16 @@ def enable_amp(cfg):
     cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
 
+def drop_amp_options(cfg):
+    """A mixed-precision config switched to a plain wrapper (``--cfg-options
+    optim_wrapper.type=OptimWrapper``, the override :func:`check_amp_device` names) loses the options
+    only the mixed-precision wrappers take (``loss_scale``, ``dtype``), which the plain ones refuse."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type', 'OptimWrapper') in AMP_WRAPPERS:
+        for key in ('loss_scale', 'dtype'):
+            wrapper.pop(key, None)
+
+
 def check_pretrained(cfg):
     """Fail early, in one line, when a file the model loads while it is built or initialised is
     missing: the backbone's ``Pretrained`` checkpoint or a distillation teacher's weights."""

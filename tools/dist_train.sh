@@ -7,6 +7,7 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 DIR=$(dirname "$0")
-PYTHONPATH="$DIR/..":${PYTHONPATH:-} exec ${PYTHON:-python} -m torch.distributed.run \
+source "$DIR/find_python.sh"
+PYTHONPATH="$DIR/..":${PYTHONPATH:-} exec "$PYTHON" -m torch.distributed.run \
     --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR --nproc_per_node=$GPUS --master_port=$PORT \
     "$DIR/train.py" "$CONFIG" --launcher pytorch "${@:3}"

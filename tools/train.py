@@ -8,8 +8,8 @@ import os
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, enable_amp, enable_auto_scale_lr,
-                               load_config, run)
+from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options, enable_amp,
+                               enable_auto_scale_lr, load_config, run)
 
 
 def parse_args():
@@ -31,6 +31,7 @@ def parse_args():
 def setup(args):
     """The config with the command line applied."""
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    drop_amp_options(cfg)
     if args.amp:
         enable_amp(cfg)
     check_amp_device(cfg)

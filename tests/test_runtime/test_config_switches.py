@@ -1,14 +1,18 @@
 """The command-line switches of the tools, per codebase, and the CPU launch (effvit_mm.runtime)."""
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
+from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options, dump_predictions,
+                               enable_amp, enable_auto_scale_lr, enable_tta,
                                enable_visualization, load_config, setup_cpu_distributed)
+
+ROOT = Path(__file__).parents[2]
 
 
 def test_missing_config_and_data_root(tmp_path):
@@ -102,3 +106,16 @@ def test_amp_keeps_adaptive_gradient_clipping(monkeypatch):
     cfg = Config(dict(optim_wrapper=dict(type='AGCOptimWrapper', clip_factor=0.02)))
     enable_amp(cfg)
     assert cfg.optim_wrapper == dict(type='AGCAmpOptimWrapper', clip_factor=0.02, loss_scale='dynamic')
+
+
+def test_the_fp32_override_of_an_amp_config_builds():
+    """The override check_amp_device names, on the LITv2 detectors' AMP wrapper: the plain wrapper
+    builds (the AMP-only loss_scale is dropped with the type)."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = load_config(str(ROOT / 'configs/mask_rcnn_litv2_s_coco.py'),
+                      cfg_options={'optim_wrapper.type': 'OptimWrapper'})
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    drop_amp_options(cfg)
+    check_amp_device(cfg)
+    wrapper = build_optim_wrapper(torch.nn.Linear(2, 2), cfg.optim_wrapper)
+    assert type(wrapper).__name__ == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
