@@ -6,7 +6,7 @@ RetinaNet, RoI head), ``roi_align`` forward / backward (RoI extractors, mmdet's 
 ``sigmoid_focal_loss`` forward / backward (mmdet's ``FocalLoss``). :func:`route_mmcv_ops` replaces
 these entries of ``mmcv._ext``, the one extension module every ``mmcv.ops`` file calls into, by
 wrappers that send tensors of the routed devices to torchvision (``nms``, ``roi_align``) and to a
-PyTorch transcription of mmcv's focal-loss kernels, and keep mmcv's own kernels for the other
+PyTorch form of mmcv's focal-loss kernels (the same loss and closed-form gradient), and keep mmcv's own kernels for the other
 devices. Every other entry reached with a CUDA tensor fails with one line naming the op.
 
 Differences to a CUDA build of mmcv: on exact score ties ``nms`` may keep another of the tied boxes
