@@ -157,10 +157,12 @@ mmcv_source() {
 # Build mmcv for this Python and torch ($1: cpu or cuda) into $2; C++20 for torch >= 2.14's headers.
 build_mmcv() {
   local flavour=$1 out=$2 work
+  # No debug info (-g0 after Python's -g): half the compile time, a wheel of 2 MB instead of 32.
+  export CFLAGS="${CFLAGS:-} -g0"
   work=$(mktemp -d)
   tar -xzf "$(mmcv_source)" -C "$work"
   sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-$MMCV/setup.py"
-  log "building mmcv $MMCV with $flavour kernels ($([[ $flavour == cpu ]] && echo 'about 10 min on 2 cores' || echo "about 45 min on 2 cores, 6-10 on 16; archs $ARCHS"))"
+  log "building mmcv $MMCV with $flavour kernels ($([[ $flavour == cpu ]] && echo 'about 10 min on 2 cores' || echo "archs $ARCHS; 45 min or more on 2 cores, 6-10 on 16"))"
   if [[ $flavour == cpu ]]; then
     # mmcv's setup.py builds CUDA kernels whenever torch sees a GPU: hide them.
     (MMCV_WITH_OPS=1 FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= MAX_JOBS=${MAX_JOBS:-$(nproc)} \
