@@ -13,6 +13,10 @@ from test_models.test_efficientvit_fpn import AUTHORS_KEYS
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted(p.name for p in (ROOT / 'configs').glob('*_coco.py'))
+# The default suite trains one config per detector, family and LITv2 window; the deeper variants are slow checks.
+DEFAULT = {'mask_rcnn_shvit_s4_coco.py', 'retinanet_shvit_s4_coco.py', 'mask_rcnn_swiftformer_l1_coco.py',
+           'retinanet_swiftformer_l1_coco.py', 'mask_rcnn_litv2_s_coco.py', 'retinanet_litv2_s_coco.py',
+           'mask_rcnn_litv2_s_ws4_coco.py'}
 
 
 def small_config(name, data_root, work_dir, scale=(160, 128)):
@@ -51,7 +55,7 @@ def coco(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize('name', CONFIGS)
+@pytest.mark.parametrize('name', [n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in CONFIGS])
 def test_one_train_and_test_iteration(name, coco, tmp_path):
     runner = Runner.from_cfg(small_config(name, coco, tmp_path))
     runner.train()

@@ -1,4 +1,4 @@
-"""tools/gpu_acceptance.sh in its CPU mode: every step of the GPU acceptance run that a CPU can do,
+"""tools/gpu_acceptance.sh in its CPU mode (a slow check that .ci/run runs): every step of the GPU acceptance run that a CPU can do,
 with the users' commands (train, test, dist_train on 2 gloo processes, benchmark)."""
 import json
 import math
@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow  # about 4-5 min: .ci/run runs it after the default suite
 def test_acceptance_cpu_mode(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT='29537',
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])))
