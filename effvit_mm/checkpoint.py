@@ -1,4 +1,4 @@
-"""Loading released checkpoints into effvit_mm backbones, loudly.
+"""Loading checkpoints into effvit_mm backbones and whole models, loudly.
 
 ``load_pretrained`` reads a file with torch's ``weights_only`` protection (mmengine's loader; the
 harmless classes that mmengine checkpoints hold are allow-listed in :mod:`effvit_mm.runtime`), finds
@@ -10,20 +10,40 @@ backbone's modules that the backbone lacks (a deeper arch) raises ``CheckpointMi
 outside them (classification heads) are ignored and listed in the log.
 
 Key adapters are pure functions ``state_dict -> state_dict`` that are safe to run twice.
+
+Whole models (the tools' ``CHECKPOINT`` / ``--checkpoint``, ``load_from``) load with
+``load_model_checkpoint`` or, inside mmengine's runner, ``CheckpointFitHook``: a checkpoint that does
+not fit the model raises ``CheckpointMismatchError`` in one line, unless a partial load is asked for
+(``--partial-checkpoint``). ``translate_load_errors`` makes a file that torch refuses (it could run
+code when unpickled) or cannot read (truncated, not a checkpoint) raise ``CheckpointFileError`` in one line.
 """
+import functools
 import os.path as osp
+import pickle
 import re
+from collections import OrderedDict
 
 import torch
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, load_state_dict
 
-__all__ = ['CheckpointMismatchError', 'extract_state_dict', 'load_pretrained', 'shvit_from_timm',
-           'swiftformer_from_timm']
+__all__ = ['CheckpointMismatchError', 'CheckpointFileError', 'CheckpointFitHook', 'extract_state_dict',
+           'fit_state_dict', 'load_model_checkpoint', 'load_pretrained', 'shvit_from_timm', 'swiftformer_from_timm',
+           'translate_load_errors']
+
+PARTIAL_OPTION = '--partial-checkpoint'  # the tools' switch for loading only what fits
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(ValueError):
     """A checkpoint's keys or shapes do not fit the model it is loaded into."""
+
+
+class CheckpointFileError(ValueError):
+    """A checkpoint file that was not loaded: it could run code when unpickled, or it is not a
+    (complete) checkpoint."""
 
 
 def _summarise(keys, limit=8):
@@ -153,3 +173,125 @@ def load_pretrained(model, filename, adapter=None, prefix=None, optional=(), log
               + (f'; ignored {len(ignored)} not in the backbone: {_summarise(ignored, 4)}' if ignored else ''),
               logger=logger)
     return ignored
+
+
+def _file_error(filename, error):
+    """The one-line :class:`CheckpointFileError` of a file that torch refused or could not read."""
+    culprit = re.search(r'GLOBAL (\S+)|(refusing getattr\(.*?\))', str(error))
+    if isinstance(error, pickle.UnpicklingError) and culprit:
+        what = f'Unsupported global: {culprit[1]}' if culprit[1] else culprit[2]
+        return CheckpointFileError(f'checkpoint {filename} was NOT loaded: it could run code when unpickled '
+                                   f'({what}, not one of the data classes a checkpoint may hold)')
+    reason = str(error).strip().split('\n')[0].split('. ')[0]
+    if not isinstance(error, RuntimeError):  # KeyError, EOFError: their message alone says little
+        reason = f'{type(error).__name__} {reason}'.strip()
+    return CheckpointFileError(f'checkpoint {filename} is truncated, corrupted or not a checkpoint (torch: {reason})')
+
+
+def translate_load_errors():
+    """Make mmengine's ``CheckpointLoader.load_checkpoint`` (every scheme; what ``load_from``,
+    ``--resume``, ``Pretrained`` init and the inferencers use) raise :class:`CheckpointFileError` for a
+    file that torch's ``weights_only`` unpickler refuses or cannot read. Idempotent."""
+    load = CheckpointLoader.load_checkpoint.__func__
+    if getattr(load, 'translates_errors', False):
+        return
+
+    @functools.wraps(load)
+    def translated(cls, filename, *args, **kwargs):
+        try:
+            return load(cls, filename, *args, **kwargs)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:
+            raise _file_error(filename, error) from None
+
+    translated.translates_errors = True
+    CheckpointLoader.load_checkpoint = classmethod(translated)
+
+
+def _unwrap(model):
+    """The model inside DDP-style wrappers and test-time-augmentation models."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+def _revise(state_dict, revise_keys):
+    """``state_dict`` with each ``(pattern, replacement)`` applied to its keys (its ``_metadata`` kept)."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in revise_keys:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    out._metadata = getattr(state_dict, '_metadata', None)
+    return out
+
+
+def fit_state_dict(model, state_dict, source, partial=False, logger='current'):
+    """What of ``state_dict`` fits ``model`` (same key, same shape), completed with the model's own
+    tensors, so that it loads strictly.
+
+    Missing keys (other than BatchNorm's ``num_batches_tracked``), unexpected keys or keys of another
+    shape raise :class:`CheckpointMismatchError` in one line (counts and first keys); with ``partial``
+    one line says what is skipped instead. A checkpoint of which nothing fits raises in any case.
+    """
+    target = model.state_dict()
+    name = type(model).__name__
+    reshaped = {k: f'{k} {tuple(v.shape)} vs {tuple(target[k].shape)}' for k, v in state_dict.items()
+                if k in target and getattr(v, 'shape', None) != target[k].shape}
+    fitting = {k: v for k, v in state_dict.items() if k in target and k not in reshaped}
+    if not fitting:
+        raise CheckpointMismatchError(f'{source} fits none of the {len(target)} tensors of {name} (its first '
+                                      f'keys: {_summarise(state_dict, 3)}): a checkpoint of another model?')
+    missing = [k for k in target if k not in state_dict and not k.endswith('num_batches_tracked')]
+    unexpected = [k for k in state_dict if k not in target]
+    skipped = '; '.join(f'{len(keys)} {what} ({_summarise(keys, 3)})' for what, keys in (
+        ('missing', missing), ('unexpected', unexpected), ('of another shape', list(reshaped.values()))) if keys)
+    if skipped and not partial:
+        raise CheckpointMismatchError(f'{source} does not fit {name}: {skipped}; {PARTIAL_OPTION} loads only '
+                                      'what fits')
+    if skipped:
+        print_log(f'partial load of {source} into {name}: {len(fitting)} of {len(target)} tensors loaded; '
+                  f'skipped {skipped}', logger=logger)
+    fitted = OrderedDict(target)
+    fitted.update(fitting)
+    fitted._metadata = getattr(state_dict, '_metadata', None)
+    return fitted
+
+
+def load_model_checkpoint(model, filename, partial=False, revise_keys=((r'^module\.', ''),), prefix=None,
+                          map_location='cpu', logger='current'):
+    """Load ``filename`` (mmengine's loader: local file or URL, ``weights_only``) into ``model`` (a
+    wrapper's or TTA model's inner model), refusing a checkpoint that does not fit (see
+    :func:`fit_state_dict`; ``partial``: load what fits). ``revise_keys``: ``(pattern, replacement)``
+    renames of the file's keys; ``prefix``: keep only the keys under it (e.g. ``'backbone.'``) if the
+    file has any. Returns the loaded checkpoint (a dict)."""
+    checkpoint = _load_checkpoint(filename, map_location=map_location, logger=logger)
+    state_dict = _revise(checkpoint.get('state_dict', checkpoint), revise_keys)
+    if prefix and any(k.startswith(prefix) for k in state_dict):
+        state_dict = _revise({k: v for k, v in state_dict.items() if k.startswith(prefix)},
+                             [(f'^{re.escape(prefix)}', '')])
+    model = _unwrap(model)
+    fitted = fit_state_dict(model, state_dict, filename, partial, logger)
+    load_state_dict(model, fitted, strict=True, logger=logger)
+    return checkpoint
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Refuses, before mmengine loads it, a ``load_from`` checkpoint that does not fit the runner's
+    model (:func:`fit_state_dict`); with ``partial``, hands mmengine only what fits, so that one line
+    (not mmengine's warnings) says what is skipped. Runs before the other hooks see the checkpoint
+    (e.g. ``EMAHook``).
+
+    Args:
+        source (str): the checkpoint's name in the messages.
+        partial (bool): load only what fits instead of refusing a mismatch.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, source='checkpoint', partial=False):
+        self.source = source
+        self.partial = partial
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        state_dict = _revise(checkpoint.get('state_dict', checkpoint), [(r'^module.', '')])  # as Runner.load_checkpoint
+        checkpoint['state_dict'] = fit_state_dict(_unwrap(runner.model), state_dict, self.source, self.partial)

@@ -27,13 +27,32 @@ FAMILIES = {'shvit': 'SHViT', 'swiftformer': 'SwiftFormer', 'litv2': 'LITv2'}
 
 
 def test_crop(cfg):
-    """(H, W) of the classifier config's test pipeline: its centre crop, else its fixed resize."""
+    """(H, W) of the classifier config's test pipeline: its centre crop, else its fixed resize (or
+    short-edge resize), else the size of the test set's first image (a set of one fixed size)."""
     for step in reversed(cfg.test_dataloader.dataset.pipeline):
         size = step.get('crop_size') if step['type'] == 'CenterCrop' else \
-            step.get('scale') if step['type'] == 'Resize' else None
+            step.get('scale') if step['type'] in ('Resize', 'ResizeEdge') else None
         if size:
             return (size, size) if isinstance(size, int) else tuple(size[::-1])
-    raise ValueError('no CenterCrop / Resize in the test pipeline: pass --shape H W')
+    return _first_image_size(cfg)
+
+
+def _first_image_size(cfg):
+    """(H, W) of the first image of the config's test set."""
+    from mmengine.registry import DATASETS, DefaultScope
+    from PIL import Image
+
+    import effvit_mm  # noqa: F401  (registers the data sets)
+    dataset = cfg.test_dataloader.dataset
+    try:
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
+            path = DATASETS.build(dict(dataset, pipeline=[])).get_data_info(0)['img_path']
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, IndexError, RuntimeError, ValueError) as error:
+        raise ValueError(f'no CenterCrop / Resize / ResizeEdge in the test pipeline, and no image of the test set '
+                         f'({dataset.get("data_root")}) to take the size from ({error}): pass the input size '
+                         '(--shape / --res H W)') from None
 
 
 test_crop.__test__ = False  # not a pytest test, whatever imports it
@@ -59,12 +78,13 @@ class Logits(nn.Module):
         return self.model(x, mode='tensor')
 
 
-def build_classifier(cfg, checkpoint=None):
+def build_classifier(cfg, checkpoint=None, partial=False):
     """The mmpretrain classifier of ``cfg`` (a Config) in eval mode, without a distillation teacher,
-    with ``checkpoint`` loaded if given. Returns (model, loaded)."""
+    with ``checkpoint`` loaded if given (refused if it does not fit, unless ``partial``: see
+    :func:`effvit_mm.checkpoint.load_model_checkpoint`). Returns (model, loaded)."""
     from mmengine.registry import MODELS, DefaultScope
-    from mmengine.runner import load_checkpoint
 
+    from .checkpoint import load_model_checkpoint
     import effvit_mm  # noqa: F401  (registers the models)
     cfg.model.backbone.init_cfg = None
     if 'teacher' in cfg.model:
@@ -72,7 +92,7 @@ def build_classifier(cfg, checkpoint=None):
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
         model = MODELS.build(cfg.model)
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+        load_model_checkpoint(model, checkpoint, partial)
     return model.eval(), bool(checkpoint)
 
 
@@ -91,40 +111,40 @@ class Features(nn.Module):
         return self.model.extract_feat(x)
 
 
-def build_dense(cfg, checkpoint=None):
+def build_dense(cfg, checkpoint=None, partial=False):
     """The mmdet / mmseg model of ``cfg`` (a Config) in eval mode, without loading the backbone's
-    pretrained file, with ``checkpoint`` loaded if given. Returns (model, loaded)."""
+    pretrained file, with ``checkpoint`` loaded if given (as :func:`build_classifier`). Returns (model, loaded)."""
     from mmengine.registry import MODELS, DefaultScope
-    from mmengine.runner import load_checkpoint
 
+    from .checkpoint import load_model_checkpoint
     import effvit_mm  # noqa: F401  (registers the models)
     cfg.model.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+        load_model_checkpoint(model, checkpoint, partial)
     return model.eval(), bool(checkpoint)
 
 
-def build_backbone(spec, checkpoint=None):
-    """The backbone of a ``family:arch`` spec, in eval mode (``checkpoint``: its state dict, or a
-    classifier's with ``backbone.`` keys)."""
+def build_backbone(spec, checkpoint=None, partial=False):
+    """The backbone of a ``family:arch`` spec, in eval mode (``checkpoint``: its state dict, or the
+    ``backbone.`` part of a classifier's; as :func:`build_classifier`)."""
     from mmengine.registry import MODELS
-    from mmengine.runner import load_checkpoint
 
+    from .checkpoint import load_model_checkpoint
     import effvit_mm  # noqa: F401
     parsed = parse_spec(spec)
     if parsed is None:
         raise ValueError(f'not a family:arch spec ({", ".join(FAMILIES)}): {spec!r}')
     model = MODELS.build(dict(type=parsed[0], arch=parsed[1]))
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False,
-                        revise_keys=[(r'^module\.', ''), (r'^backbone\.', '')])
+        load_model_checkpoint(model, checkpoint, partial, prefix='backbone.')
     return model.eval()
 
 
-def build_target(target, checkpoint=None, deploy=False):
-    """What the export tools export, in eval mode (``deploy``: the backbone switched to deploy first).
+def build_target(target, checkpoint=None, deploy=False, partial=False):
+    """What the export tools export, in eval mode (``deploy``: the backbone switched to deploy first;
+    ``partial``: accept a checkpoint that fits the model only in part).
 
     Returns (model, (H, W), cfg): a ``family:arch`` spec gives its backbone (feature maps, 224x224, cfg
     None); a classifier config its :class:`Logits` at the test crop; a detection / segmentation
@@ -135,16 +155,16 @@ def build_target(target, checkpoint=None, deploy=False):
 
     from mmengine.config import Config
     if parse_spec(target):
-        model = backbone = build_backbone(target, checkpoint)
+        model = backbone = build_backbone(target, checkpoint, partial)
         shape, cfg = (224, 224), None
     else:
         cfg = Config.fromfile(target)
         scope = cfg.get('default_scope', 'mmpretrain')
         if scope == 'mmpretrain':
-            model, _ = build_classifier(cfg, checkpoint)
+            model, _ = build_classifier(cfg, checkpoint, partial)
             shape, wrap = test_crop(cfg), Logits
         else:
-            model, _ = build_dense(cfg, checkpoint)
+            model, _ = build_dense(cfg, checkpoint, partial)
             shape, wrap = DENSE_SHAPE[scope], Features
         backbone, model = model.backbone, wrap(model)
     if not checkpoint:

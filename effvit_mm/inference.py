@@ -11,12 +11,13 @@ import mmcv
 import torch
 from mmengine.registry import DATASETS, DefaultScope
 
+from effvit_mm.checkpoint import load_model_checkpoint
 from effvit_mm.runtime import load_config
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation', 'mmpretrain': 'classification'}
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-# The inferencers' warnings about a missing checkpoint: replaced by one of ours, and their default
-# classes (COCO's, Cityscapes') by the config's.
+# The inferencers' warnings about a missing checkpoint (they are built without one and loaded by
+# load_weights) and their default classes (COCO's, Cityscapes'), replaced by the config's or checkpoint's.
 _RANDOM_WEIGHT_WARNINGS = ('Checkpoint is not loaded', 'weights is None')
 
 
@@ -31,6 +32,34 @@ def list_images(path):
     if not images:
         raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
     return images
+
+
+def unreadable(path):
+    """Why the image file ``path`` cannot be decoded (as the inferencers' ``LoadImageFromFile`` does,
+    with ``mmcv.imread``), or None when it can."""
+    if osp.isdir(path):
+        return 'a directory'
+    if osp.getsize(path) == 0:
+        return 'an empty file'
+    try:
+        image = mmcv.imread(path)
+    except Exception as error:  # OpenCV's and the OS's errors alike
+        return f'{type(error).__name__}: {str(error).strip().splitlines()[-1]}'
+    return None if image is not None else 'not a decodable image'
+
+
+def readable_images(images):
+    """Split ``images`` into the decodable ones and (path, reason) for the others, each with a warning.
+    Every image is decoded here once more than by the inferencer (a few ms, next to the model)."""
+    readable, skipped = [], []
+    for image in images:
+        reason = unreadable(image)
+        if reason:
+            warnings.warn(f'skipping {image}: {reason}')
+            skipped.append((image, reason))
+        else:
+            readable.append(image)
+    return readable, skipped
 
 
 def task_of(cfg):
@@ -69,43 +98,67 @@ def _write_pngs(images, drawings, out_dir):
     return paths
 
 
-def detect(cfg, images, out_dir, checkpoint, device, score_thr=0.3, palette='none'):
+def load_weights(model, cfg, checkpoint, partial=False):
+    """Load ``checkpoint`` (if given) into the inferencer's ``model``, refusing one that does not fit
+    (:func:`effvit_mm.checkpoint.load_model_checkpoint`; ``partial``: what fits). Returns the classes
+    and palette to draw: the checkpoint's ``dataset_meta`` where it has them, else the config's test
+    set's. Call it under the config's default scope."""
+    meta = dict(config_metainfo(cfg))
+    if checkpoint:
+        saved = load_model_checkpoint(model, checkpoint, partial).get('meta', {}).get('dataset_meta') or {}
+        meta.update({key.lower(): value for key, value in saved.items() if key.lower() in ('classes', 'palette')})
+    return meta
+
+
+def detect(cfg, images, out_dir, checkpoint, device, partial=False, score_thr=0.3, palette='none'):
     """Boxes, masks, class names and scores above ``score_thr``; ``palette`` as mmdet's (``'none'``:
-    the checkpoint's or config's)."""
+    the config's)."""
     from mmdet.apis import DetInferencer
-    inferencer = DetInferencer(cfg, checkpoint, device, palette=palette, show_progress=False)
-    if checkpoint is None:  # the visualiser shares this dict
-        inferencer.model.dataset_meta['classes'] = config_metainfo(cfg)['classes']
+    inferencer = DetInferencer(cfg, None, device, palette=palette, show_progress=False)
+    meta = load_weights(inferencer.model, cfg, checkpoint, partial)
+    inferencer.model.dataset_meta['classes'] = meta['classes']  # the visualiser shares this dict
     result = inferencer(images, return_vis=True, no_save_vis=True, pred_score_thr=score_thr)
     return _write_pngs(images, result['visualization'], out_dir)
 
 
-def segment(cfg, images, out_dir, checkpoint, device, opacity=0.8):
+def _with_array_predictions(visualize):
+    """``MMSegInferencer.visualize`` given the predicted maps as arrays: mmseg 1.2.2 indexes its colour
+    mask with the map, and numpy reads a one-pixel tensor as an integer index (1x1 images fail)."""
+    def wrapped(inputs, preds, **kwargs):
+        for pred in preds:
+            pred.pred_sem_seg.data = pred.pred_sem_seg.data.cpu().numpy()
+        return visualize(inputs, preds, **kwargs)
+    return wrapped
+
+
+def segment(cfg, images, out_dir, checkpoint, device, partial=False, opacity=0.8):
     """Colour overlay of the predicted classes (the checkpoint's or config's palette), class names drawn."""
     from mmseg.apis import MMSegInferencer
-    inferencer = MMSegInferencer(cfg, checkpoint, device=device)
-    if checkpoint is None:
-        meta = config_metainfo(cfg)
-        inferencer.model.dataset_meta = dict(classes=meta['classes'], palette=meta['palette'])
+    inferencer = MMSegInferencer(cfg, None, device=device)
+    inferencer.visualize = _with_array_predictions(inferencer.visualize)
+    meta = load_weights(inferencer.model, cfg, checkpoint, partial)
+    inferencer.model.dataset_meta = dict(classes=meta['classes'], palette=meta['palette'])
     drawings = inferencer(images, return_vis=True, opacity=opacity)['visualization']
     return _write_pngs(images, drawings if len(images) > 1 else [drawings], out_dir)
 
 
-def classify(cfg, images, out_dir, checkpoint, device, resize=None):
+def classify(cfg, images, out_dir, checkpoint, device, partial=False, resize=None):
     """Top class and score written on each image (resized to the short edge ``resize`` if given);
     mmpretrain's inferencer saves ``<out_dir>/<image name>.png`` itself."""
     from mmpretrain.apis import ImageClassificationInferencer
-    classes = config_metainfo(cfg)['classes'] if checkpoint is None else None  # else the checkpoint's
-    inferencer = ImageClassificationInferencer(cfg, pretrained=checkpoint or False, device=device, classes=classes)
+    inferencer = ImageClassificationInferencer(cfg, pretrained=False, device=device)
+    inferencer.classes = load_weights(inferencer.model, cfg, checkpoint, partial)['classes']
     inferencer(images, show_dir=out_dir, resize=resize)
     return [osp.join(out_dir, Path(image).stem + '.png') for image in images]
 
 
-def run_demo(config, inputs, out_dir, checkpoint=None, device=None, cfg_options=None, score_thr=0.3,
-             palette='none', opacity=0.8, resize=None):
-    """Draw the predictions of ``config`` (with the weights of ``checkpoint``, or random ones with a
-    warning) on the image or folder of images ``inputs`` into ``out_dir``, one PNG per image. The
-    global default scope is left as it was. Returns the task and the written paths."""
+def run_demo(config, inputs, out_dir, checkpoint=None, device=None, cfg_options=None, partial=False,
+             score_thr=0.3, palette='none', opacity=0.8, resize=None):
+    """Draw the predictions of ``config`` (with the weights of ``checkpoint``, loaded strictly unless
+    ``partial``, or random ones with a warning) on the image or folder of images ``inputs`` into
+    ``out_dir``, one PNG per image; files that cannot be decoded are skipped, each with a warning. The
+    global default scope is left as it was. Returns the task, the written paths and the skipped
+    (path, reason) pairs."""
     cfg = inference_config(load_config(config, cfg_options=cfg_options))
     task = task_of(cfg)
     images = list_images(inputs)
@@ -115,13 +168,16 @@ def run_demo(config, inputs, out_dir, checkpoint=None, device=None, cfg_options=
         warnings.warn(f'no checkpoint: the {task} model has random weights, its predictions mean nothing')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     os.makedirs(out_dir, exist_ok=True)
+    images, skipped = readable_images(images)
+    if not images:
+        return task, [], skipped
     with DefaultScope.overwrite_default_scope(cfg.default_scope), warnings.catch_warnings():
         for message in _RANDOM_WEIGHT_WARNINGS:
             warnings.filterwarnings('ignore', message=message)
         if task == 'detection':
-            paths = detect(cfg, images, out_dir, checkpoint, device, score_thr, palette)
+            paths = detect(cfg, images, out_dir, checkpoint, device, partial, score_thr, palette)
         elif task == 'segmentation':
-            paths = segment(cfg, images, out_dir, checkpoint, device, opacity)
+            paths = segment(cfg, images, out_dir, checkpoint, device, partial, opacity)
         else:
-            paths = classify(cfg, images, out_dir, checkpoint, device, resize)
-    return task, paths
+            paths = classify(cfg, images, out_dir, checkpoint, device, partial, resize)
+    return task, paths, skipped

@@ -2,6 +2,7 @@
 launches, early checks of config and data paths, and the per-codebase switches of ``--show-dir``,
 ``--out`` and ``--amp``."""
 import argparse
+import functools
 import os
 import os.path as osp
 import pickle
@@ -11,10 +12,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
+from mmengine.dataset import BaseDataset
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
+
+from .checkpoint import CheckpointFileError, CheckpointMismatchError, translate_load_errors
 
 # numpy dtype codes of the arrays and scalars a checkpoint may hold: bool, integers, floats,
 # complex numbers, bytes and str (no object dtype).
@@ -34,7 +38,9 @@ def register_safe_globals():
     """Allow-list for torch's ``weights_only`` unpickler (the default of ``torch.load``) the data
     classes of mmengine's own checkpoints (message hub), numpy arrays and scalars (numpy 1 and 2
     names) and argparse namespaces (the ``args`` of timm / DeiT-style checkpoints), so that
-    ``--resume`` and ``load_from`` work without switching that protection off. Idempotent."""
+    ``--resume`` and ``load_from`` work without switching that protection off; a file it refuses, or
+    cannot read, raises a one-line ``CheckpointFileError`` (:func:`translate_load_errors`). Idempotent."""
+    translate_load_errors()
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     numpy_functions = [(getattr(multiarray, fn), f'{module}.multiarray.{fn}')
                        for fn in ('_reconstruct', 'scalar') for module in ('numpy.core', 'numpy._core')]
@@ -58,8 +64,36 @@ def load_config(path, work_dir=None, cfg_options=None, launcher='none'):
     return cfg
 
 
+class EmptyDatasetError(ValueError):
+    """A data set that holds no sample once built and filtered."""
+
+
+def _refuse_empty(serialize):
+    """mmengine's ``BaseDataset._serialize_data``, failing in one line on an empty data set (instead of
+    numpy's 'need at least one array to concatenate')."""
+    @functools.wraps(serialize)
+    def refusing(self):
+        if not self.data_list:
+            classes = list(self.metainfo.get('classes') or [])
+            listed = ', '.join(map(str, classes[:4])) + (f', ... ({len(classes)} in all)' if len(classes) > 4 else '')
+            raise EmptyDatasetError(
+                f'{type(self).__name__} {self.ann_file or self.data_root} is empty after filtering (classes: '
+                f'{listed or "none"}): do the classes of the config match those of the annotations?')
+        return serialize(self)
+
+    refusing.refuses_empty = True
+    return refusing
+
+
+# What the tools report in one line when it is raised inside mmengine's runner.
+RUN_ERRORS = (FileNotFoundError, CheckpointFileError, CheckpointMismatchError, EmptyDatasetError)
+
+
 def check_data_roots(cfg, splits):
-    """Fail early, in one line, when a dataloader's data root (or its wrapped dataset's) is missing."""
+    """Fail early, in one line, when a dataloader's data root (or its wrapped dataset's) is missing;
+    and, when the data sets are built, when one of them is empty after filtering (``EmptyDatasetError``)."""
+    if not getattr(BaseDataset._serialize_data, 'refuses_empty', False):
+        BaseDataset._serialize_data = _refuse_empty(BaseDataset._serialize_data)
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
         dataset = loader.get('dataset') if loader else None
@@ -111,6 +145,14 @@ def check_pretrained(cfg):
         if path and '://' not in path and not osp.isfile(path):
             raise FileNotFoundError(f'{what} checkpoint {path} not found: put the file there or pass '
                                     f'--cfg-options {key}.checkpoint=PATH ({key}=None {meaning})')
+
+
+def check_checkpoint_fit(cfg, partial=False):
+    """Make the runner refuse, in one line and before loading it, a ``load_from`` checkpoint that does
+    not fit the model (:class:`~effvit_mm.checkpoint.CheckpointFitHook`); ``partial``: load what fits,
+    with one line of what is skipped."""
+    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') != 'CheckpointFitHook']
+    cfg.custom_hooks = hooks + [dict(type='CheckpointFitHook', source=cfg.load_from, partial=partial)]
 
 
 def check_amp_device(cfg):

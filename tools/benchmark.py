@@ -197,8 +197,12 @@ def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        by_shape = groups(args)
+    except ValueError as error:  # e.g. no test crop to time a config at: one line, not a traceback
+        raise SystemExit(f'error: {error}')
     rows = []
-    for shape, entries in groups(args):
+    for shape, entries in by_shape:
         rows.extend(measure(args, shape, entries))
     report(rows)
     write(rows, args.out)

@@ -11,13 +11,13 @@ detection configs); the classifier and its final norm are left out. The family i
 import argparse
 import os
 import os.path as osp
-import pickle
 
 import torch
+from mmengine.runner import CheckpointLoader
 
 import effvit_mm  # noqa: F401  (its weights_only allow-list)
-from effvit_mm.checkpoint import CheckpointMismatchError, extract_state_dict
-from effvit_mm.convert import FAMILIES, ConversionError, describe, detect, to_backbone, to_mmpretrain
+from effvit_mm.checkpoint import extract_state_dict
+from effvit_mm.convert import FAMILIES, describe, detect, to_backbone, to_mmpretrain
 
 
 def parse_args():
@@ -30,15 +30,11 @@ def parse_args():
 
 
 def convert(src, dst, family=None, to='mmpretrain'):
-    """Read ``src`` (torch ``weights_only``), convert, write ``{'state_dict', 'meta'}`` to ``dst``;
-    returns the one-line summary."""
+    """Read ``src`` (torch ``weights_only``: an unsafe or unreadable file raises ``CheckpointFileError``),
+    convert, write ``{'state_dict', 'meta'}`` to ``dst``; returns the one-line summary."""
     if not osp.isfile(src):
         raise FileNotFoundError(f'checkpoint {src} not found')
-    try:
-        checkpoint = torch.load(src, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ConversionError(f'{src} cannot be read with weights_only=True: {str(error).splitlines()[0]}')
-    state_dict = extract_state_dict(checkpoint)
+    state_dict = extract_state_dict(CheckpointLoader.load_checkpoint(src, map_location='cpu', logger='silent'))
     convert_fn = to_mmpretrain if to == 'mmpretrain' else to_backbone
     detected, layout = detect(state_dict)
     out = convert_fn(state_dict, family)
@@ -57,7 +53,7 @@ def main():
     args = parse_args()
     try:
         print(convert(args.src, args.dst, args.family, args.to))
-    except (FileNotFoundError, ValueError, CheckpointMismatchError) as error:  # one line, not a traceback
+    except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
 
 

@@ -2,13 +2,16 @@
 and visualiser of the config's codebase (its default_scope decides): mmdet (boxes, masks, class names,
 scores), mmseg (colour overlay) or mmpretrain (class name and score).
 
-    python tools/demo.py CONFIG INPUT [--checkpoint CKPT] [--out-dir DIR] [--device DEV]
+    python tools/demo.py CONFIG INPUT [--checkpoint CKPT [--partial-checkpoint]] [--out-dir DIR] [--device DEV]
                          [--score-thr T] [--palette P] [--opacity A] [--resize N] [--cfg-options k=v ...]
 
 Without --checkpoint the model has random weights (a warning says so); nothing is downloaded.
+Files that cannot be decoded as images are skipped with a warning and listed at the end; the exit
+status is then 1 (0 when every image was drawn).
 """
 import argparse
 import os.path as osp
+import sys
 
 from mmengine.config import DictAction
 
@@ -20,6 +23,7 @@ def parse_args():
     p.add_argument('config', help='config file')
     p.add_argument('input', help='image file, or folder of images')
     p.add_argument('--checkpoint', help='weights (default: random weights)')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
     p.add_argument('--out-dir', help='where the PNGs go (default work_dirs/demo/<config name>)')
     p.add_argument('--device', help='e.g. cpu, cuda:0 (default: cuda if available, else cpu)')
     p.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score drawn')
@@ -35,12 +39,16 @@ def main():
     args = parse_args()
     out_dir = args.out_dir or osp.join('work_dirs', 'demo', osp.splitext(osp.basename(args.config))[0])
     try:
-        task, paths = run_demo(args.config, args.input, out_dir, args.checkpoint, args.device, args.cfg_options,
-                               score_thr=args.score_thr, palette=args.palette, opacity=args.opacity,
-                               resize=args.resize)
+        task, paths, skipped = run_demo(args.config, args.input, out_dir, args.checkpoint, args.device,
+                                        args.cfg_options, args.partial_checkpoint, score_thr=args.score_thr,
+                                        palette=args.palette, opacity=args.opacity, resize=args.resize)
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
     print(f'{task}: {len(paths)} image(s) drawn into {out_dir}')
+    if skipped:
+        print(f'skipped {len(skipped)} unreadable file(s):', *(f'  {path}: {reason}' for path, reason in skipped),
+              sep='\n', file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == '__main__':

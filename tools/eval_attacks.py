@@ -5,9 +5,10 @@ LITv2), as JSON; before / after pictures of the first --show images.
     python tools/eval_attacks.py CONFIG CHECKPOINT --attack {fgsm,pgd} --epsilon E [--steps K]
         [--alpha A] [--no-random-start] [--data-root DIR] [--num-samples N] [--batch-size B]
         [--show N] [--query X Y] [--layer NAME] [--out FILE.json] [--show-dir DIR] [--seed S]
-        [--device cpu] [--cfg-options k=v ...]
+        [--device cpu] [--partial-checkpoint] [--cfg-options k=v ...]
 
-Epsilon and alpha are in pixel units of images in [0, 1] (fractions such as 8/255 are accepted); the
+A checkpoint that does not fit the config's model is refused in one line (--partial-checkpoint: load
+what fits). Epsilon and alpha are in pixel units of images in [0, 1] (fractions such as 8/255 are accepted); the
 model's normalisation is applied after the perturbation. Metrics: see effvit_mm/robustness.py.
 """
 import argparse
@@ -38,6 +39,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config', help='mmpretrain classifier config')
     p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
     p.add_argument('--attack', choices=ATTACKS, required=True)
     p.add_argument('--epsilon', type=pixel_value, required=True, help='L-inf radius, pixels in [0, 1] (e.g. 8/255)')
     p.add_argument('--steps', type=int, default=10, help='PGD iterations')
@@ -109,7 +111,8 @@ def save_json(path, result):
 def main():
     args = parse_args()
     try:
-        model, cfg = load_classifier(args.config, args.checkpoint, args.device, args.cfg_options)
+        model, cfg = load_classifier(args.config, args.checkpoint, args.device, args.cfg_options,
+                                     args.partial_checkpoint)
         loader = build_loader(cfg, args)
         attack = build_attack(model, args.attack, args.epsilon, args.steps, args.alpha, not args.no_random_start)
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback

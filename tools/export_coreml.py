@@ -1,15 +1,16 @@
 """Export a classifier (its logits) or a backbone (its feature maps) to Core ML (an ML program,
 ``.mlpackage``) and check the saved package.
 
-    python tools/export_coreml.py CONFIG_OR_SPEC OUT.mlpackage [--checkpoint CKPT] [--deploy]
-        [--res H [W]] [--precision fp16|fp32] [--input image|tensor] [--tol 0.05]
+    python tools/export_coreml.py CONFIG_OR_SPEC OUT.mlpackage [--checkpoint CKPT] [--partial-checkpoint]
+        [--deploy] [--res H [W]] [--precision fp16|fp32] [--input image|tensor] [--tol 0.05]
 
 CONFIG: an mmpretrain classifier config; the output is ``logits`` (1, num_classes), the default input
 size its test crop. The default input is ``image`` (Core ML ``ImageType``, RGB, 0..255) with the config's
 ``data_preprocessor`` mean / std inside the graph; ``--input tensor``: ``input``, a float32 (1, 3, H, W)
 tensor, normalised by the caller. SPEC ``family:arch`` (``shvit:s1``, ``swiftformer:xs``): the backbone
 alone, input ``input`` (tensor), outputs ``feat0``, ``feat1``, ..., default input 224x224. Without
-``--checkpoint`` the weights are random (a warning says so). ``--deploy`` folds the BatchNorms
+``--checkpoint`` the weights are random (a warning says so); a checkpoint that does not fit the model is
+refused in one line (``--partial-checkpoint``: load what fits). ``--deploy`` folds the BatchNorms
 (``switch_to_deploy()``) first. ``--precision``: that of the computation (fp16, Core ML's default, or
 fp32); inputs and outputs are float32 either way.
 
@@ -39,6 +40,7 @@ def parse_args(argv=None):
     p.add_argument('target', metavar='CONFIG_OR_SPEC')
     p.add_argument('out', metavar='OUT.mlpackage')
     p.add_argument('--checkpoint')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
     p.add_argument('--deploy', action='store_true', help='switch_to_deploy() (fold BatchNorms) first')
     p.add_argument('--res', type=int, nargs='+', help='input H [W]')
     p.add_argument('--precision', choices=PRECISIONS, default='fp16', help='compute precision')
@@ -59,7 +61,7 @@ def parse_args(argv=None):
 def build(args):
     """(model, (H, W)): :func:`effvit_mm.export.build_target`, taking 0..255 RGB images with the
     config's normalisation inside if ``--input image``."""
-    model, res, cfg = build_target(args.target, args.checkpoint, args.deploy)
+    model, res, cfg = build_target(args.target, args.checkpoint, args.deploy, args.partial_checkpoint)
     if args.input == 'image':
         pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
         mean_std = (pre.get('mean'), pre.get('std'))
@@ -118,7 +120,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return export(args)
-    except (UnsupportedOpError, ExportCheckError) as e:
+    except (UnsupportedOpError, ExportCheckError, FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {args.target}: {e}')
 
 

@@ -1,16 +1,18 @@
 """Export a classifier (its logits), a backbone or a detector's / segmentor's backbone + neck (their
 feature maps) to ONNX and check it against onnxruntime.
 
-    python tools/export_onnx.py CONFIG_OR_SPEC OUT.onnx [--checkpoint CKPT] [--shape H [W]] [--batch N]
-        [--opset 19] [--deploy] [--dynamic-batch] [--runs 5] [--threads N]
+    python tools/export_onnx.py CONFIG_OR_SPEC OUT.onnx [--checkpoint CKPT] [--partial-checkpoint]
+        [--shape H [W]] [--batch N] [--opset 19] [--deploy] [--dynamic-batch] [--runs 5] [--threads N]
         [--tol 1e-4]
 
 CONFIG: an mmpretrain classifier config; the output is ``logits`` (model(x, mode='tensor')), the default
 input size its test crop. An mmdet / mmseg config: its backbone + neck (``extract_feat``), outputs
 ``feat0``, ``feat1``, ... (one per pyramid level), default input 800x1333 / 512x512; the heads, with
-their proposal sampling and NMS, are not exported (that is mmdeploy's job). SPEC ``family:arch`` (``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the
-backbone alone, outputs ``feat0``, ``feat1``, ..., default input 224x224. Without ``--checkpoint`` the
-weights are random (a warning says so). ``--deploy`` folds the BatchNorms (``switch_to_deploy()``) first.
+their proposal sampling and NMS, are not exported (that is mmdeploy's job). SPEC ``family:arch``
+(``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the backbone alone, outputs ``feat0``, ``feat1``, ...,
+default input 224x224. Without ``--checkpoint`` the weights are random (a warning says so); a
+checkpoint that does not fit the model is refused in one line (``--partial-checkpoint``: load what
+fits, one line says what is skipped). ``--deploy`` folds the BatchNorms (``switch_to_deploy()``) first.
 
 The exporter is torch's dynamo-based one (``torch.onnx.export(..., dynamo=True)``, the default since
 torch 2.9; the TorchScript one is deprecated), with translations of torchvision's deformable conv
@@ -35,6 +37,7 @@ def parse_args(argv=None):
     p.add_argument('target', metavar='CONFIG_OR_SPEC')
     p.add_argument('out', metavar='OUT.onnx')
     p.add_argument('--checkpoint')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
     p.add_argument('--shape', type=int, nargs='+', help='input H [W]')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--opset', type=int, default=19)
@@ -53,7 +56,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)  # all of this process's PyTorch work; onnxruntime follows
-    model, shape, _ = build_target(args.target, args.checkpoint, args.deploy)
+    try:
+        model, shape, _ = build_target(args.target, args.checkpoint, args.deploy, args.partial_checkpoint)
+    except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
+        sys.exit(f'error: {error}')
     if args.shape:
         shape = tuple(args.shape) * (3 - len(args.shape))
 

@@ -49,7 +49,10 @@ def main():
     if args.shape:
         shape = tuple(args.shape) * (3 - len(args.shape))
     else:
-        shape = test_crop(cfg) if classifier else DENSE_SHAPE[scope]
+        try:
+            shape = test_crop(cfg) if classifier else DENSE_SHAPE[scope]
+        except ValueError as error:  # one line, not a traceback
+            raise SystemExit(f'error: {error}')
     analyzer = flop_analyzer((Logits if classifier else Features)(model), torch.zeros(1, 3, *shape))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)

@@ -1,7 +1,11 @@
 """Evaluate a checkpoint with an mmdet, mmseg or mmpretrain config (the config's default_scope decides).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--show] [--show-dir DIR]
-                         [--wait-time S] [--tta] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+                         [--wait-time S] [--tta] [--partial-checkpoint] [--cfg-options k=v ...]
+                         [--launcher none|pytorch|slurm|mpi]
+
+A checkpoint that does not fit the config's model (missing, unexpected or reshaped parameters) is
+refused in one line; --partial-checkpoint loads what fits and says in one line what it skipped.
 """
 import argparse
 import os
@@ -9,8 +13,8 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import (check_data_roots, dump_predictions, enable_progress_bar, enable_tta, enable_visualization,
-                               load_config, run)
+from effvit_mm.runtime import (RUN_ERRORS, check_checkpoint_fit, check_data_roots, dump_predictions,
+                               enable_progress_bar, enable_tta, enable_visualization, load_config, run)
 
 
 def parse_args():
@@ -23,6 +27,8 @@ def parse_args():
     p.add_argument('--show-dir', help='draw the predictions into this directory (mmdet: inside <work_dir>/<timestamp>)')
     p.add_argument('--wait-time', type=float, default=2, help='seconds between shown images')
     p.add_argument('--tta', action='store_true', help='test-time augmentation (tta_model, tta_pipeline)')
+    p.add_argument('--partial-checkpoint', action='store_true',
+                   help='load the parameters of the checkpoint that fit the model, skip the others')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -37,6 +43,7 @@ def setup(args):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} not found')
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
+    check_checkpoint_fit(cfg, args.partial_checkpoint)
     enable_progress_bar(cfg)
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)
@@ -54,7 +61,10 @@ def main():
         cfg = setup(args)
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
-    run(cfg, 'test')
+    try:
+        run(cfg, 'test')
+    except RUN_ERRORS as error:  # a checkpoint or data set refused inside the runner: one line too
+        raise SystemExit(f'error: {error}')
 
 
 if __name__ == '__main__':

@@ -8,8 +8,9 @@ import os
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options, enable_amp,
-                               enable_auto_scale_lr, load_config, run)
+from effvit_mm.engine.exact_resume import enable_exact_resume
+from effvit_mm.runtime import (RUN_ERRORS, check_amp_device, check_checkpoint_fit, check_data_roots,
+                               check_pretrained, drop_amp_options, enable_amp, enable_auto_scale_lr, load_config, run)
 
 
 def parse_args():
@@ -40,8 +41,11 @@ def setup(args):
     if args.resume:
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
+    elif cfg.get('load_from'):
+        check_checkpoint_fit(cfg, partial=True)  # mmdet's convention (the heads may differ), in one line
     check_data_roots(cfg, ['train'] + (['val'] if cfg.get('val_cfg') else []))
     check_pretrained(cfg)  # mmengine initialises the weights before resuming, too
+    enable_exact_resume(cfg)
     return cfg
 
 
@@ -51,7 +55,10 @@ def main():
         cfg = setup(args)
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
-    run(cfg, 'train')
+    try:
+        run(cfg, 'train')
+    except RUN_ERRORS as error:  # a checkpoint or data set refused inside the runner: one line too
+        raise SystemExit(f'error: {error}')
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 """Draw where a query token of SHViT's single-head attention / LITv2's HiLo (Lo-Fi) attention looks,
 one overlay per attention module, for one image through the config's test pipeline.
 
-    python tools/vis_attention.py CONFIG IMAGE [--checkpoint CKPT] [--query X Y] [--layers NAME ...]
-        [--head I] [--deploy] [--out FILE.png] [--device cpu] [--cfg-options k=v ...]
+    python tools/vis_attention.py CONFIG IMAGE [--checkpoint CKPT [--partial-checkpoint]] [--query X Y]
+        [--layers NAME ...] [--head I] [--deploy] [--out FILE.png] [--device cpu] [--cfg-options k=v ...]
 
 The query is the token under pixel (X, Y) of the network's input (default: its centre); each overlay
 shows that token's attention probabilities over the keys (averaged over the Lo-Fi heads unless
@@ -32,7 +32,8 @@ def parse_args():
 def main():
     args = parse_args()
     try:
-        model, cfg = load_classifier(args.config, args.checkpoint, args.device, args.cfg_options)
+        model, cfg = load_classifier(args.config, args.checkpoint, args.device, args.cfg_options,
+                                     args.partial_checkpoint)
         pixels = load_image(model, cfg, args.image).to(args.device)
         if args.deploy:
             switch_to_deploy(model)

@@ -1,7 +1,7 @@
 """Grad-CAM (or another pytorch_grad_cam method) of an mmpretrain classifier on one image, as
 mmpretrain's tools/visualization/vis_cam.py, for any config here (SHViT, SwiftFormer, LITv2).
 
-    python tools/vis_cam.py CONFIG IMAGE [--checkpoint CKPT] [--target-layer NAME]
+    python tools/vis_cam.py CONFIG IMAGE [--checkpoint CKPT [--partial-checkpoint]] [--target-layer NAME]
         [--target-category C] [--method gradcam] [--out FILE.png] [--device cpu] [--cfg-options k=v ...]
 
 The target layer defaults to the backbone module whose output the head pools (the last stage's
@@ -27,7 +27,8 @@ def parse_args():
 def main():
     args = parse_args()
     try:
-        model, cfg = load_classifier(args.config, args.checkpoint, args.device, args.cfg_options)
+        model, cfg = load_classifier(args.config, args.checkpoint, args.device, args.cfg_options,
+                                     args.partial_checkpoint)
         pixels = load_image(model, cfg, args.image).to(args.device)
         categories = None if args.target_category is None else [args.target_category]
         cams, categories, layer = grad_cam(model, pixels, args.target_layer, categories, args.method)

@@ -1,5 +1,7 @@
 """Training-loop pieces for mmengine (importing registers them in mmengine's root registries)."""
+from .exact_resume import RandomStateHook, SeededDataset, SeededSampler, enable_exact_resume
 from .hooks import ProgressBarHook
 from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper
 
-__all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'ProgressBarHook']
+__all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'ProgressBarHook', 'RandomStateHook', 'SeededDataset',
+           'SeededSampler', 'enable_exact_resume']

@@ -5,6 +5,7 @@ import os.path as osp
 import timm
 import torch
 from mmengine.registry import MODELS
+from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.models.classifiers import ImageClassifier
 
 from ..checkpoint import CheckpointMismatchError, extract_state_dict
@@ -35,7 +36,7 @@ def build_teacher(name, checkpoint, **kwargs):
             "DeiT's regnety_160 teacher), or train without a teacher with --cfg-options model.teacher=None")
     kwargs.setdefault('num_classes', 1000)
     teacher = timm.create_model(name, pretrained=False, **kwargs)
-    state_dict = extract_state_dict(torch.load(checkpoint, map_location='cpu', weights_only=True))
+    state_dict = extract_state_dict(CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent'))
     missing, unexpected = teacher.load_state_dict(state_dict, strict=False)
     if missing or unexpected:
         raise CheckpointMismatchError(

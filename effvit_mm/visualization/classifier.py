@@ -12,9 +12,9 @@ import torch.nn as nn
 from mmcv.transforms import Compose
 from mmengine.dataset import default_collate
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 from mmpretrain.apis import get_model
 
+from ..checkpoint import load_model_checkpoint
 from ..runtime import load_config
 
 
@@ -57,11 +57,12 @@ class PixelClassifier(nn.Module):
         return x.clamp(0, 1), labels
 
 
-def load_classifier(config, checkpoint=None, device='cpu', cfg_options=None):
+def load_classifier(config, checkpoint=None, device='cpu', cfg_options=None, partial=False):
     """(:class:`PixelClassifier` in eval mode, the config) of an mmpretrain classifier config.
 
-    ``checkpoint`` is loaded strictly; None keeps random weights (with a warning). A missing config
-    or checkpoint raises FileNotFoundError, a checkpoint of another model ValueError.
+    ``checkpoint`` is loaded strictly (``partial``: what fits); None keeps random weights (with a
+    warning). A missing config or checkpoint raises FileNotFoundError, a checkpoint of another model
+    ``CheckpointMismatchError``, an unsafe or unreadable file ``CheckpointFileError`` (both ValueErrors).
     """
     cfg = load_config(config, cfg_options=cfg_options)
     if checkpoint is not None and not osp.isfile(checkpoint):
@@ -70,11 +71,7 @@ def load_classifier(config, checkpoint=None, device='cpu', cfg_options=None):
     if checkpoint is None:
         warnings.warn(f'no checkpoint given: {osp.basename(config)} runs with random weights')
     else:
-        try:
-            meta = load_checkpoint(model, checkpoint, map_location=device, strict=True).get('meta', {})
-        except RuntimeError as error:
-            raise ValueError(f'checkpoint {checkpoint} does not fit the model of {config}: '
-                             f'{str(error).splitlines()[0]}') from None
+        meta = load_model_checkpoint(model, checkpoint, partial, map_location=device).get('meta', {})
         if meta.get('dataset_meta'):
             model._dataset_meta = meta['dataset_meta']
     return PixelClassifier(model).eval(), cfg
@@ -99,7 +96,7 @@ def load_image(model, cfg, path):
 
 def image_tool_parser(description, config_help='mmpretrain classifier config'):
     """An ``argparse`` parser with the arguments the one-image tools share: CONFIG, IMAGE,
-    ``--checkpoint``, ``--device`` and ``--cfg-options``."""
+    ``--checkpoint``, ``--partial-checkpoint``, ``--device`` and ``--cfg-options``."""
     import argparse
 
     from mmengine.config import DictAction
@@ -107,6 +104,7 @@ def image_tool_parser(description, config_help='mmpretrain classifier config'):
     p.add_argument('config', help=config_help)
     p.add_argument('image', help='image file')
     p.add_argument('--checkpoint', help='checkpoint file (default: random weights)')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
     p.add_argument('--device', default='cpu')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
     return p

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+import effvit_mm  # noqa: F401  (allow-lists mmengine's checkpoint classes for torch.load)
+
 ROOT = Path(__file__).parents[2]
 TESTS = ROOT / 'tests'
 # This checkout's effvit_mm, whichever checkout the environment's editable install points at.
@@ -48,6 +50,19 @@ def test_resume_reaches_the_same_weights(tmp_path):
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.allclose(expected[key].float(), got[key].float(), rtol=0, atol=1e-7), key
+
+
+def test_checkpoint_without_random_states_resumes_with_a_warning(tmp_path):
+    """A checkpoint of an older effvit_mm / plain mmengine (no ``random_states``) still resumes."""
+    killed = write_config(tmp_path / 'killed.py', tmp_path / 'part', max_iters=8, interval=4, stop_after=4)
+    run(sys.executable, 'tools/train.py', killed)
+    checkpoint = torch.load(tmp_path / 'part/iter_4.pth', map_location='cpu')
+    assert len(checkpoint.pop('random_states')) == 1  # one process
+    torch.save(checkpoint, tmp_path / 'part/iter_4.pth')
+    part = write_config(tmp_path / 'part.py', tmp_path / 'part', max_iters=8, interval=4)
+    log = run(sys.executable, 'tools/train.py', part, '--resume')
+    assert 'the checkpoint holds no random states' in log and 'not an exact continuation' in log
+    assert (tmp_path / 'part/iter_8.pth').is_file()
 
 
 def test_dist_train_on_two_cpu_processes_then_test(tmp_path):

@@ -7,7 +7,9 @@ deformable token merging (DTM, :mod:`effvit_mm.models.layers.dtm`). Stages whose
 ``local_ws`` is 0 (the first two by default) have convolutional-FFN blocks only; the others add HiLo
 attention: ``1 - alpha`` of the heads attend within ``ws x ws`` windows (Hi-Fi), ``alpha`` of them
 attend to ``ws x ws`` average-pooled keys and values (Lo-Fi); ``ws == 1`` is plain MHSA. Maps whose
-size is not a multiple of ``ws`` are zero-padded and cropped back, as the authors' mmdet backbone.
+size is not a multiple of ``ws`` are zero-padded and cropped back, as the authors' mmdet backbone;
+a DTM input of one row or column is zero-padded to two (the only size its 2x2 kernel cannot take),
+so that any input down to 1x1 runs, with the same outputs as before for all other sizes.
 Module names follow the authors' releases (``patch_embed``, ``layers.I.blocks.J``,
 ``layers.I.downsample``, output norms ``norm1``..``norm3``), so ``litv2_*.pth`` and their COCO
 detectors load as they are.
@@ -229,7 +231,8 @@ class LITv2(EfficientBackbone):
             detector of theirs strictly, see :func:`effvit_mm.checkpoint.load_pretrained`.
 
     Input (N, in_channels, H, W), any H, W; outputs a tuple of (N, embed_dims[i], H_i, W_i) for i in
-    ``out_indices``, with H_0 = ceil(H / 4) and H_(i+1) = H_i // 2 (likewise W): strides 4..32. Outputs
+    ``out_indices``, with H_0 = ceil(H / 4) and H_(i+1) = max(H_i // 2, 1) (likewise W): strides
+    4..32, odd sizes rounded down as the authors' DTM, a size of 1 kept at 1 (DTM pads it). Outputs
     1..3 pass through LayerNorms ``norm1``..``norm3``, output 0 does not (as the authors).
     """
     arch_settings = {

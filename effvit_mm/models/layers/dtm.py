@@ -6,6 +6,9 @@ DTM is a 2x2 stride-2 deformable convolution with bias (C -> 2C) whose sampling 
 zero-initialised 2x2 stride-2 ``conv_offset``, then BatchNorm and GELU. Parameter names follow the
 authors' ``DeformConv2dPack`` (``dconv.weight``, ``dconv.bias``, ``dconv.conv_offset``) so their
 checkpoints load; configs lower the offsets' learning rate with ``paramwise_cfg`` key ``conv_offset``.
+A map smaller than the 2x2 kernel (one row or column, which strips and tiny images reach) is
+zero-padded bottom/right to 2 first, giving one output row or column; larger maps, odd sizes
+included, are not padded (the last row / column of an odd size is dropped, as the authors' DTM).
 
 The deformable convolution is ``torchvision.ops.deform_conv2d``, which takes the bias and needs no
 compiled mmcv (for ONNX it maps one to one onto opset 19 ``DeformConv``; neither torchvision nor mmcv
@@ -51,10 +54,18 @@ class DeformConv2dPack(nn.Module):
         return deform_conv2d(x, self.conv_offset(x), self.weight, self.bias, stride=self.stride)
 
 
-class DTM(nn.Module):
-    """Deformable token merging: ``GELU(BN(DeformConv2dPack(x)))``, 2x2 stride 2.
+def pad_to_kernel(x, kernel_size):
+    """Zero-pad (N, C, H, W) ``x`` bottom/right to at least ``kernel_size`` (kh, kw); ``x`` itself
+    when it is already as large (so that the outputs for such sizes are untouched)."""
+    pad_h, pad_w = max(kernel_size[0] - x.shape[2], 0), max(kernel_size[1] - x.shape[3], 0)
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
 
-    (N, C, H, W) -> (N, out_channels (default 2C), H // 2, W // 2).
+
+class DTM(nn.Module):
+    """Deformable token merging: ``GELU(BN(DeformConv2dPack(x)))``, 2x2 stride 2, any H, W >= 1.
+
+    (N, C, H, W) -> (N, out_channels (default 2C), max(H // 2, 1), max(W // 2, 1)); an H or W of 1
+    is zero-padded to 2 (module docstring).
     """
 
     def __init__(self, in_channels, out_channels=None):
@@ -65,7 +76,7 @@ class DTM(nn.Module):
         self.act_layer = nn.GELU()
 
     def forward(self, x):
-        return self.act_layer(self.norm_layer(self.dconv(x)))
+        return self.act_layer(self.norm_layer(self.dconv(pad_to_kernel(x, self.dconv.weight.shape[2:]))))
 
     @torch.no_grad()
     def fuse(self):
@@ -102,7 +113,8 @@ class SampledDTM(nn.Module):
     ``GELU(sample_taps(x) @ W^T + b)``, about twice as fast on CPU as ``torchvision.ops.deform_conv2d``
     (whose per-channel bilinear loop is sequential) and equal within float rounding.
 
-    (N, C, H, W) -> (N, C_out, H // 2, W // 2), a channels-last view (the layout LITv2 continues in).
+    (N, C, H, W) -> (N, C_out, max(H // 2, 1), max(W // 2, 1)), a channels-last view (the layout
+    LITv2 continues in); padded as :class:`DTM`.
     """
 
     def __init__(self, conv_offset, weight, bias, stride):
@@ -114,5 +126,6 @@ class SampledDTM(nn.Module):
         self.linear = LinearAct(linear, 'gelu')
 
     def forward(self, x):
+        x = pad_to_kernel(x, self.kernel_size)
         taps = sample_taps(x, self.conv_offset(x), self.kernel_size, self.stride)
         return self.linear(taps).permute(0, 3, 1, 2)

@@ -1,0 +1,222 @@
+"""Training runs that resume exactly: a run interrupted at any point and resumed from its last
+checkpoint ends with the same weights, optimiser state and logged losses as the run that was never
+interrupted (bit for bit on CPU).
+
+Two sources of randomness are handled, each by making it a function of things a checkpoint restores:
+
+* **Data** (augmentations in the data pipeline, run by the loader's workers or, with
+  ``num_workers=0``, by the training process): :class:`SeededSampler` tags every index it yields with
+  a seed derived from (run seed, epoch, rank, position in the epoch), and :class:`SeededDataset` runs
+  the pipeline of that sample under this seed (Python's ``random``, NumPy's and torch's CPU
+  generators), then puts the caller's generators back. So a sample's augmentation depends neither on
+  which worker draws it nor on how long the workers have lived (persistent or not), and a
+  re-created loader repeats it.
+* **The training process** (drop path, mixup / cutmix, the detectors' proposal samplers):
+  :class:`RandomStateHook` saves the states of Python's, NumPy's, torch's CPU and CUDA generators of
+  every rank in each checkpoint (``checkpoint['random_states']``, one entry per rank) and restores
+  them, on ``--resume``, right before the first training step. Validation does not consume them (its
+  states are put back after it), and the train loader's iterators draw their worker seeds from a
+  generator of their own.
+
+:func:`enable_exact_resume` puts the three into a config (``tools/train.py`` does it for every run).
+"""
+import contextlib
+import logging
+import random
+
+import numpy as np
+import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size, sync_random_seed
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS
+from torch.utils.data import Dataset, Sampler
+
+__all__ = ['SeededIndex', 'SeededSampler', 'SeededDataset', 'RandomStateHook', 'enable_exact_resume',
+           'get_random_states', 'set_random_states', 'seeded']
+
+
+class SeededIndex(int):
+    """A dataset index that carries the seed its sample is augmented with (``.seed``)."""
+
+    def __new__(cls, index, seed):
+        self = super().__new__(cls, index)
+        self.seed = seed
+        return self
+
+    def __reduce__(self):  # to the loader's workers, with the seed
+        return SeededIndex, (int(self), self.seed)
+
+
+def sample_seed(seed, epoch, rank, position):
+    """A 64-bit seed from the run's seed, the epoch, the rank and the position in that rank's epoch."""
+    words = np.random.SeedSequence([seed % 2**32, epoch, rank, position]).generate_state(2)
+    return int(words[0]) | int(words[1]) << 32
+
+
+def get_random_states():
+    """The states of Python's ``random``, NumPy's global generator, torch's CPU generator and, once
+    CUDA is in use, every CUDA device's, as tensors and plain Python values (loadable with torch's
+    ``weights_only`` protection)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = dict(python=random.getstate(), torch=torch.get_rng_state(),
+                  numpy=dict(keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos),
+                             has_gauss=int(has_gauss), gauss=float(gauss)))
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_random_states(states):
+    """Restore what :func:`get_random_states` returned (CUDA states only where CUDA is available)."""
+    version, internal, gauss = states['python']
+    random.setstate((version, tuple(internal), gauss))
+    n = states['numpy']
+    np.random.set_state(('MT19937', n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
+    torch.set_rng_state(states['torch'])
+    if 'cuda' in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states['cuda'])
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """Run the block with Python's, NumPy's and torch's CPU generators seeded from ``seed`` (64-bit),
+    and give the caller its own states back afterwards."""
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed([seed & 0xFFFFFFFF, seed >> 32])
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.set_rng_state(saved[2])
+
+
+@DATA_SAMPLERS.register_module()
+class SeededSampler(Sampler):
+    """The indices of ``sampler`` (a config, built with this sampler's ``dataset`` and ``seed``), each
+    as a :class:`SeededIndex` whose seed is :func:`sample_seed` of (seed, epoch, rank, position).
+    ``set_epoch`` is passed on."""
+
+    def __init__(self, sampler, dataset, seed=None):
+        self.sampler = DATA_SAMPLERS.build(sampler, default_args=dict(dataset=dataset, seed=seed))
+        self.dataset = dataset
+        self.seed = sync_random_seed() if seed is None else seed
+        self.rank = get_rank()
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        if hasattr(self.sampler, 'set_epoch'):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        for position, index in enumerate(self.sampler):
+            yield SeededIndex(index, sample_seed(self.seed, self.epoch, self.rank, position))
+
+    def __len__(self):
+        return len(self.sampler)
+
+
+@DATASETS.register_module()
+class SeededDataset(Dataset):
+    """``dataset`` (a config or a built data set) whose samples, when asked for by a
+    :class:`SeededIndex`, are prepared under that index's seed (:func:`seeded`). Everything else
+    (``metainfo``, ``get_data_info``, ...) is the wrapped data set's."""
+
+    def __init__(self, dataset):
+        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+
+    @property
+    def metainfo(self):
+        return self.dataset.metainfo
+
+    def __getattr__(self, name):
+        if name == 'dataset':  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if not isinstance(index, SeededIndex):
+            return self.dataset[index]
+        with seeded(index.seed):
+            return self.dataset[int(index)]
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Saves every rank's random states in each checkpoint and restores them on resume (see the
+    module docstring). A checkpoint without them (older effvit_mm, plain mmengine) or from another
+    number of processes still resumes, with a warning that the continuation is not exact.
+
+    Only the main process writes checkpoints, so every rank's states are gathered (a collective of a
+    few kB, in a distributed run) after each training step and epoch, right before ``CheckpointHook``
+    (priority ``VERY_LOW``, 90) would save them; nothing draws random numbers in between."""
+    priority = 89
+    key = 'random_states'
+
+    def __init__(self):
+        self._states = None  # every rank's states, as of the end of the last training step
+        self._pending = None  # this rank's states from the resumed checkpoint
+        self._outside_val = None  # the training's states while a validation runs
+
+    def before_train(self, runner):
+        generator = torch.Generator()
+        generator.manual_seed(runner.seed + get_rank())
+        runner.train_dataloader.generator = generator  # worker seeds no longer drawn from the global stream
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        if not runner._resume:  # load_from: weights only, a new run
+            return
+        states = checkpoint.get(self.key)
+        rank, world_size = get_rank(), get_world_size()
+        if states is None:
+            print_log(f'the checkpoint holds no random states ({self.key}): the resumed run goes on with other '
+                      'random numbers than the interrupted one (not an exact continuation)',
+                      logger='current', level=logging.WARNING)
+            return
+        if len(states) != world_size:
+            print_log(f'the checkpoint holds the random states of {len(states)} processes, this run has '
+                      f'{world_size}: the continuation is not exact', logger='current', level=logging.WARNING)
+        self._pending = states[rank] if rank < len(states) else None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if self._pending is not None:
+            set_random_states(self._pending)
+            self._pending = None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self._states = all_gather_object(get_random_states())
+
+    def after_train_epoch(self, runner):
+        self._states = all_gather_object(get_random_states())
+
+    def before_val(self, runner):
+        self._outside_val = get_random_states()
+
+    def after_val(self, runner):
+        set_random_states(self._outside_val)
+        self._outside_val = None
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint[self.key] = self._states
+
+
+def enable_exact_resume(cfg):
+    """Make the training run of ``cfg`` resumable exactly: its train data set and sampler wrapped in
+    :class:`SeededDataset` / :class:`SeededSampler`, and a :class:`RandomStateHook`. Idempotent."""
+    loader = cfg.get('train_dataloader')
+    if not loader:
+        return
+    if loader.sampler.get('type') != 'SeededSampler':
+        loader.sampler = dict(type='SeededSampler', sampler=loader.sampler)
+    if loader.dataset.get('type') != 'SeededDataset':
+        loader.dataset = dict(type='SeededDataset', dataset=loader.dataset)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'RandomStateHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RandomStateHook')]
