@@ -30,6 +30,7 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size, sync_rand
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS
+from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import Dataset, Sampler
 
 __all__ = ['SeededIndex', 'SeededSampler', 'SeededDataset', 'RandomStateHook', 'enable_exact_resume',
@@ -151,8 +152,9 @@ class SeededDataset(Dataset):
 @HOOKS.register_module()
 class RandomStateHook(Hook):
     """Saves every rank's random states in each checkpoint and restores them on resume (see the
-    module docstring). A checkpoint without them (older effvit_mm, plain mmengine) or from another
-    number of processes still resumes, with a warning that the continuation is not exact.
+    module docstring). A checkpoint without them (older effvit_mm, plain mmengine), from another
+    number of processes, or saved inside an epoch of an epoch-based loop (which mmengine restarts from
+    its first batch) still resumes, with a warning that the continuation is not exact.
 
     Only the main process writes checkpoints, so every rank's states are gathered (a collective of a
     few kB, in a distributed run) after each training step and epoch, right before ``CheckpointHook``
@@ -173,6 +175,11 @@ class RandomStateHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint):
         if not runner._resume:  # load_from: weights only, a new run
             return
+        meta, loop = checkpoint['meta'], runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop) and meta['iter'] != meta['epoch'] * len(loop.dataloader):
+            print_log(f'the checkpoint was saved inside an epoch (iteration {meta["iter"]}): mmengine\'s epoch loop '
+                      'trains that epoch again from its first batch (not an exact continuation); resume from an '
+                      'end-of-epoch checkpoint instead', logger='current', level=logging.WARNING)
         states = checkpoint.get(self.key)
         rank, world_size = get_rank(), get_world_size()
         if states is None:
