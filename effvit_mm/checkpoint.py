@@ -72,12 +72,14 @@ def extract_state_dict(checkpoint, prefix=None):
 
 
 def _rename(state_dict, rules):
-    """Apply ``(regex, replacement)`` rules in order to every key."""
-    out = {}
+    """``state_dict`` with each ``(regex, replacement)`` rule applied in order to every key (its
+    ``_metadata`` kept)."""
+    out = OrderedDict()
     for key, value in state_dict.items():
         for pattern, repl in rules:
             key = re.sub(pattern, repl, key)
         out[key] = value
+    out._metadata = getattr(state_dict, '_metadata', None)
     return out
 
 
@@ -214,17 +216,6 @@ def _unwrap(model):
     return model
 
 
-def _revise(state_dict, revise_keys):
-    """``state_dict`` with each ``(pattern, replacement)`` applied to its keys (its ``_metadata`` kept)."""
-    out = OrderedDict()
-    for key, value in state_dict.items():
-        for pattern, repl in revise_keys:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
-    out._metadata = getattr(state_dict, '_metadata', None)
-    return out
-
-
 def fit_state_dict(model, state_dict, source, partial=False, logger='current'):
     """What of ``state_dict`` fits ``model`` (same key, same shape), completed with the model's own
     tensors, so that it loads strictly.
@@ -265,9 +256,9 @@ def load_model_checkpoint(model, filename, partial=False, revise_keys=((r'^modul
     renames of the file's keys; ``prefix``: keep only the keys under it (e.g. ``'backbone.'``) if the
     file has any. Returns the loaded checkpoint (a dict)."""
     checkpoint = _load_checkpoint(filename, map_location=map_location, logger=logger)
-    state_dict = _revise(checkpoint.get('state_dict', checkpoint), revise_keys)
+    state_dict = _rename(checkpoint.get('state_dict', checkpoint), revise_keys)
     if prefix and any(k.startswith(prefix) for k in state_dict):
-        state_dict = _revise({k: v for k, v in state_dict.items() if k.startswith(prefix)},
+        state_dict = _rename({k: v for k, v in state_dict.items() if k.startswith(prefix)},
                              [(f'^{re.escape(prefix)}', '')])
     model = _unwrap(model)
     fitted = fit_state_dict(model, state_dict, filename, partial, logger)
@@ -293,5 +284,5 @@ class CheckpointFitHook(Hook):
         self.partial = partial
 
     def after_load_checkpoint(self, runner, checkpoint):
-        state_dict = _revise(checkpoint.get('state_dict', checkpoint), [(r'^module.', '')])  # as Runner.load_checkpoint
+        state_dict = _rename(checkpoint.get('state_dict', checkpoint), [(r'^module.', '')])  # as Runner.load_checkpoint
         checkpoint['state_dict'] = fit_state_dict(_unwrap(runner.model), state_dict, self.source, self.partial)
