@@ -1,8 +1,9 @@
 # LITv2-B fine-tuned at 384x384 from the 224 model, the authors' recipe (configs/litv2-base-finetune-
 # 384.yaml on top of _base_/litv2_in1k.py): 30 epochs, base lr 2e-5 per 512 images -> 4e-5 at 1024
-# (warm-up from 2e-8 -> 4e-8, cosine to 2e-7 -> 4e-7, the authors' linear scaling), weight decay
-# 1e-8, 5 warm-up epochs, drop path 0.5, the augmentation of the 224 recipe at 384 (RandomResizedCrop
-# 384), and at test a plain resize to 384x384 without centre crop (TEST.CROP False).
+# (warm-up from 2e-8 -> 4e-8, cosine to 2e-7 -> 4e-7, the authors' linear scaling; timm's scheduler
+# stepped per update as in the 224 recipe), weight decay 1e-8, 5 warm-up epochs, drop path 0.5, the
+# augmentation of the 224 recipe at 384 (RandomResizedCrop 384), and at test a plain resize to
+# 384x384 without centre crop (TEST.CROP False).
 # Reported: 84.7 top-1.
 #
 # Initialisation: the whole 224 classifier (backbone, final norm, head), as the authors' fine-tune
@@ -36,11 +37,6 @@ test_dataloader = val_dataloader
 
 lr = 2e-5 * 1024 / 512
 optim_wrapper = dict(optimizer=dict(lr=lr, weight_decay=1e-8))
-warmup_epochs, max_epochs = 5, 30
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=2e-7 * 1024 / 512, by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, convert_to_iter_based=True),
-]
+max_epochs = 30
+param_scheduler = dict(t_initial=max_epochs, warmup_t=5, warmup_lr_init=2e-8 * 1024 / 512, lr_min=2e-7 * 1024 / 512)
 train_cfg = dict(max_epochs=max_epochs)

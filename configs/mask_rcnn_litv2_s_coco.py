@@ -2,7 +2,8 @@
 # 40.8 mask AP on val2017). Backbone from the authors' ImageNet-1k release `litv2_s.pth`, loaded
 # strictly (put it in checkpoints/ or override model.backbone.init_cfg.checkpoint); the output
 # LayerNorms norm1..3 start fresh, as in the authors' runs. Mixed precision, AdamW lr 2e-4,
-# no weight decay on norms, DTM offsets at 0.1x lr (see _base_/schedule_litv2_det_1x.py).
+# no weight decay on parameters named `norm`, DTM offsets at the full lr (see
+# _base_/schedule_litv2_det_1x.py).
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',

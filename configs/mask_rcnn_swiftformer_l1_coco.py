@@ -21,5 +21,3 @@ model = dict(
         norm_eval=False,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/SwiftFormer_L1_ckpt.pth')),
     neck=dict(in_channels=[48, 96, 192, 384]))
-
-train_dataloader = dict(batch_size=4)  # x 8 GPUs = 32 images per step

@@ -3,7 +3,7 @@
 # (strides 8, 16, 32) plus two extra stride-2 convs on the last input (strides 64, 128).
 # Mixed precision, AdamW lr 1e-4, weight decay 1e-4 on all parameters (the authors' RetinaNet
 # configs carry a no-decay rule for norms in a form mmdet ignores, so their runs decayed norms too),
-# DTM offsets at 0.1x lr (see _base_/schedule_litv2_det_1x.py).
+# DTM offsets at the full lr (see _base_/schedule_litv2_det_1x.py).
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',

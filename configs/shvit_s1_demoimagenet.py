@@ -4,7 +4,8 @@
 # n00000000..n00000005 in label order, named in meta/classes.txt)
 # for a short CPU schedule. The recipe's optimiser stays (AdamW, AGC 0.02, no decay on biases and
 # 1-D parameters); mixup / cutmix, RandAugment and erasing, which need hundreds of epochs, are off, the
-# lr is higher with a one-epoch warm-up. No pretrained weights (nothing is downloaded).
+# lr is higher with a one-epoch warm-up, every image is seen once an epoch (no repeated augmentation).
+# No pretrained weights (nothing is downloaded).
 _base_ = ['./shvit_s1_in1k.py']
 
 data_root = 'data/demo_imagenet/'
@@ -25,6 +26,7 @@ train_pipeline = [
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
+    drop_last=False, sampler=dict(_delete_=True, type='DefaultSampler', shuffle=True),  # every image once an epoch
     dataset=dict(data_root=data_root, metainfo=dict(classes=classes), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32, num_workers=0, persistent_workers=False,

@@ -172,8 +172,10 @@ def enable_progress_bar(cfg):
 
 def enable_auto_scale_lr(cfg):
     """Scale the learning rate to the actual total batch size (``--auto-scale-lr``)."""
-    if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
-        raise ValueError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the config')
+    scaling = cfg.get('auto_scale_lr') or {}
+    if 'base_batch_size' not in scaling:
+        why = scaling.get('refuse', 'it needs auto_scale_lr = dict(base_batch_size=N) in the config')
+        raise ValueError(f'--auto-scale-lr: {why}')
     cfg.auto_scale_lr.enable = True
 
 

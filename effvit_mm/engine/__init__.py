@@ -2,6 +2,7 @@
 from .exact_resume import RandomStateHook, SeededDataset, SeededSampler, enable_exact_resume
 from .hooks import ProgressBarHook
 from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper
+from .timm_scheduler import TimmLRScheduler
 
 __all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'ProgressBarHook', 'RandomStateHook', 'SeededDataset',
-           'SeededSampler', 'enable_exact_resume']
+           'SeededSampler', 'TimmLRScheduler', 'enable_exact_resume']

@@ -37,9 +37,12 @@ train_pipeline = [
 ]
 model = dict(backbone=dict(drop_path_rate=0.1),
              train_cfg=dict(_delete_=True, augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
-train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root, pipeline=train_pipeline))
+train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root, pipeline=train_pipeline),
+                        sampler=dict(_delete_=True, type='RepeatAugSampler', num_repeats=3, shuffle=True))
 val_dataloader = dict(batch_size=24, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
+param_scheduler = dict(_delete_=True, type='TimmLRScheduler', timm_type='CosineLRScheduler', by_epoch=True,
+                       convert_to_iter_based=True, t_initial=4, warmup_t=1, warmup_lr_init=1e-4, lr_min=1e-5)
 train_cfg = dict(max_epochs=4, val_interval=1)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1))
 """,

@@ -5,7 +5,8 @@ Paper: LIT, https://arxiv.org/abs/2105.14217 (DTM) and LITv2, https://arxiv.org/
 DTM is a 2x2 stride-2 deformable convolution with bias (C -> 2C) whose sampling offsets come from a
 zero-initialised 2x2 stride-2 ``conv_offset``, then BatchNorm and GELU. Parameter names follow the
 authors' ``DeformConv2dPack`` (``dconv.weight``, ``dconv.bias``, ``dconv.conv_offset``) so their
-checkpoints load; configs lower the offsets' learning rate with ``paramwise_cfg`` key ``conv_offset``.
+checkpoints load; the ImageNet configs give the offsets 0.01x the lr with ``paramwise_cfg`` key
+``conv_offset`` (the authors' ImageNet recipe).
 A map smaller than the 2x2 kernel (one row or column, which strips and tiny images reach) is
 zero-padded bottom/right to 2 first, giving one output row or column; larger maps, odd sizes
 included, are not padded (the last row / column of an odd size is dropped, as the authors' DTM).
