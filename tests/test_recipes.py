@@ -404,3 +404,27 @@ def test_timm_scheduler_state_and_errors(by_epoch, tmp_path):
         TimmLRScheduler(optimizer, 'Cosine', t_initial=10)
     with pytest.raises(ValueError, match='set by_epoch, not t_in_epochs'):
         TimmLRScheduler(optimizer, 'CosineLRScheduler', t_initial=10, t_in_epochs=False)
+
+
+@pytest.mark.parametrize('name', ['shvit_s1_in1k', 'swiftformer_xs_in1k', 'litv2_s_in1k'])
+def test_smoothing_and_mixup_loss_equals_timms(name):
+    """The config's loss on mmpretrain's mixed one-hot labels equals the authors' criterion: timm's
+    ``SoftTargetCrossEntropy`` on ``mixup_target(..., smoothing=0.1)`` with the same pairs and ratio
+    (mixup / cutmix on), or ``LabelSmoothingCrossEntropy(0.1)`` (XS, S: mixup off)."""
+    from mmpretrain.registry import MODELS
+    from timm.data.mixup import mixup_target
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    cfg = Config.fromfile(ROOT / 'configs' / f'{name}.py')
+    loss = MODELS.build(cfg.model.head.loss)
+    torch.manual_seed(0)
+    logits, labels, lam = torch.randn(8, 1000, dtype=torch.float64), torch.randint(0, 1000, (8, )), 0.37
+    if RECIPES[name]['mix']:
+        pairs = torch.randperm(8)  # mmpretrain pairs by a permutation, timm by the flipped batch: same formula
+        one_hot = torch.nn.functional.one_hot(labels, 1000).double()
+        ours = loss(logits, lam * one_hot + (1 - lam) * one_hot[pairs])
+        target = lam * mixup_target(labels, 1000, 1.0, 0.1) + (1 - lam) * mixup_target(labels[pairs], 1000, 1.0, 0.1)
+        theirs = SoftTargetCrossEntropy()(logits, target)
+    else:
+        ours, theirs = loss(logits, labels), LabelSmoothingCrossEntropy(0.1)(logits, labels)
+    torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=0)  # mmpretrain smooths hard labels in float32
