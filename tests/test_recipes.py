@@ -407,7 +407,7 @@ def test_timm_scheduler_state_and_errors(by_epoch, tmp_path):
 
 
 @pytest.mark.parametrize('name', ['shvit_s1_in1k', 'swiftformer_xs_in1k', 'litv2_s_in1k'])
-def test_smoothing_and_mixup_loss_equals_timms(name):
+def test_smoothing_and_mixup_loss_equals_timms(name, mmpretrain_scope):
     """The config's loss on mmpretrain's mixed one-hot labels equals the authors' criterion: timm's
     ``SoftTargetCrossEntropy`` on ``mixup_target(..., smoothing=0.1)`` with the same pairs and ratio
     (mixup / cutmix on), or ``LabelSmoothingCrossEntropy(0.1)`` (XS, S: mixup off)."""

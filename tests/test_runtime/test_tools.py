@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import effvit_mm  # noqa: F401  (allow-lists mmengine's checkpoint classes for torch.load)
@@ -36,6 +37,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # the default suite kills and resumes real configs bit for bit (test_exact_resume.py)
 def test_resume_reaches_the_same_weights(tmp_path):
     full = write_config(tmp_path / 'full.py', tmp_path / 'full', max_iters=12, interval=4)
     run(sys.executable, 'tools/train.py', full)
