@@ -132,7 +132,8 @@ def build_runner(name, tmp_path, epoch_length, batch_size=None):
                     train_cfg=cfg.train_cfg, optim_wrapper=cfg.optim_wrapper, param_scheduler=cfg.param_scheduler,
                     auto_scale_lr=cfg.get('auto_scale_lr'), default_hooks=cfg.get('default_hooks'),
                     custom_hooks=cfg.get('custom_hooks'), env_cfg=cfg.get('env_cfg', dict(dist_cfg=dict(backend='gloo'))),
-                    visualizer=cfg.get('visualizer'), log_level='WARNING', default_scope=cfg.get('default_scope'))
+                    visualizer=cfg.get('visualizer'), log_level='WARNING', default_scope=cfg.get('default_scope'),
+                    experiment_name=f'{tmp_path.name}_{name}')  # unique: mmengine keeps one scope per name
     runner._train_dataloader = _StandInLoader(epoch_length)
     runner._train_loop = runner.build_train_loop(runner._train_loop)
     runner._train_dataloader = cfg.train_dataloader  # what Runner.scale_lr reads the batch size from
