@@ -8,6 +8,12 @@ def read_version():
         return scope['__version__']
 
 
+EXTRAS = {
+    'onnx': ['onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2'],
+    'coreml': ['coremltools==9.0'],
+    'cam': ['grad-cam==1.5.7'],
+}
+
 setup(
     name='effvit_mm',
     version=read_version(),
@@ -20,9 +26,11 @@ setup(
     install_requires=[
         'torch>=2.11,<2.15', 'torchvision>=0.26,<0.30', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
-        'pycocotools', 'setuptools<81', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2',
-        'coremltools==9.0', 'grad-cam==1.5.7',
+        'pycocotools', 'setuptools<81',
     ],
-    # torchattacks 3.5.1 pins requests~=2.25: tools/install.sh installs it with --no-deps.
-    extras_require={'tests': ['pytest>=8'], 'attacks': ['torchattacks==3.5.1']},
+    # Optional tools: onnx (tools/export_onnx.py), coreml (tools/export_coreml.py), cam (tools/vis_cam.py);
+    # `all` is the three. tools/install.sh installs every extra (tools/requirements*.txt); torchattacks
+    # 3.5.1 (`attacks`) pins requests~=2.25, so it installs it with --no-deps.
+    extras_require={**EXTRAS, 'all': sorted({r for reqs in EXTRAS.values() for r in reqs}),
+                    'tests': ['pytest>=8'], 'attacks': ['torchattacks==3.5.1']},
 )

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn as nn
+from mmengine.config import Config
 
 from .analysis import flop_analyzer
-from .export import DENSE_SHAPE, Features, Logits, build_classifier, build_dense, parse_spec, test_crop
 from .models.layers import switch_to_deploy
+from .models.layers.onednn import linear_pointwise, onednn_available
+from .targets import Call, build_backbone, build_target, imagenet_config, parse_spec, test_crop
 
 __all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entry',
            'gemm_entries', 'count_macs', 'time_rounds']
@@ -35,16 +36,6 @@ class Entry:
     info: dict = field(default_factory=dict)
 
 
-def _config_of(spec):
-    """``family:arch`` -> the repository's ImageNet config of the variant."""
-    family, arch = parse_spec(spec)
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
-                    f'{family.lower()}_{arch.lower()}_in1k.py')
-    if not osp.isfile(path):
-        raise SystemExit(f"no ImageNet config for '{spec}' ({path}): pass a config path instead")
-    return path
-
-
 def _mode_entries(target, model, modes, wrap):
     """Our entries of ``model`` (eval mode) in ``modes``: 'eval' as is, 'deploy' a deployed copy;
     each timed as ``wrap(model)`` (e.g. the logits of a classifier)."""
@@ -52,49 +43,19 @@ def _mode_entries(target, model, modes, wrap):
     return [Entry(f'{target} {mode}', wrap(forms[mode]()).eval(), 'ours', mode) for mode in modes]
 
 
-def _load_config(target):
-    from mmengine.config import Config
-    path = _config_of(target) if parse_spec(target) else target
-    if not osp.isfile(path):
-        raise SystemExit(f"'{target}' is neither a family:arch spec (shvit:s4, swiftformer:l1, litv2:s) "
-                         'nor a config file')
-    return Config.fromfile(path)
-
-
 def classifier_entries(target, modes):
-    """Entries of a spec or config: classifiers whole (logits), detectors / segmentors as backbone +
-    neck. Returns (entries, (H, W)); (H, W) is the test crop, or the dense default size."""
-    cfg = _load_config(target)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    if scope == 'mmpretrain':
-        model, _ = build_classifier(cfg)
-        wrap, shape = Logits, test_crop(cfg)
-    else:
-        model, _ = build_dense(cfg)
-        wrap, shape = Features, DENSE_SHAPE[scope]
-    return _mode_entries(target, model, modes, wrap), shape
+    """Entries of a spec (its ImageNet config, :func:`~effvit_mm.targets.imagenet_config`) or config:
+    classifiers whole (logits), detectors / segmentors as backbone + neck. Returns (entries, (H, W));
+    (H, W) is the test crop, or the dense default size."""
+    built = build_target(imagenet_config(target) if parse_spec(target) else target, warn=False)
+    return _mode_entries(target, built.model, modes, built.module.around), built.shape
 
 
 def features_entries(spec, modes):
     """Entries of a ``family:arch`` backbone alone, last stage only (a feature extractor). Returns
     (entries, (H, W)), (H, W) the test crop of the variant's ImageNet config."""
-    from mmengine.registry import MODELS
-
-    import effvit_mm  # noqa: F401  (registers the backbones)
-    family, arch = parse_spec(spec)
-    model = MODELS.build(dict(type=family, arch=arch, out_indices=(-1, ))).eval()
-    return _mode_entries(spec, model, modes, lambda m: m), test_crop(_load_config(spec))
-
-
-class TimmFeatures(nn.Module):
-    """A timm model up to its last feature map (``forward_features``)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.forward_features(x)
+    model = build_backbone(spec, out_indices=(-1, ))
+    return _mode_entries(spec, model, modes, lambda m: m), test_crop(Config.fromfile(imagenet_config(spec)))
 
 
 def timm_entries(name, role, features=False, fused=False):
@@ -105,8 +66,8 @@ def timm_entries(name, role, features=False, fused=False):
     try:
         model = timm.create_model(name, pretrained=False).eval()
     except RuntimeError as e:
-        raise SystemExit(f"timm has no model '{name}': {e}") from None
-    wrap = TimmFeatures if features else (lambda m: m)
+        raise ValueError(f"timm has no model '{name}': {e}") from None
+    wrap = (lambda m: Call(m, 'forward_features')) if features else (lambda m: m)
     out = [Entry(f'timm:{name} eval', wrap(model), role)]
     if fused:
         out.append(Entry(f'timm:{name} fused', wrap(reparameterize_model(model)), role, 'deploy'))
@@ -120,9 +81,9 @@ def external_entry(spec):
     path, _, call = target.partition(':')
     func, _, args = call.partition(':')
     if not sep or not path.endswith('.py') or not func:
-        raise SystemExit(f"--external '{spec}': expected NAME=FILE.py:FUNC[:ARG,...]")
+        raise ValueError(f"--external '{spec}': expected NAME=FILE.py:FUNC[:ARG,...]")
     if not osp.isfile(path):
-        raise SystemExit(f"--external '{spec}': no file {path}")
+        raise FileNotFoundError(f"--external '{spec}': no file {path}")
     module_spec = importlib.util.spec_from_file_location(f'external_{name}', path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
@@ -137,10 +98,9 @@ def gemm_entries(size, device, dtype=torch.float32):
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     kind = str(dtype).replace('torch.float', 'fp')
     out = [Entry(f'gemm {kind} {size} torch.mm', lambda: torch.mm(a, b), 'gemm', macs=size ** 3)]
-    if device == 'cpu' and hasattr(torch.ops.mkldnn, '_linear_pointwise') and torch.backends.mkldnn.is_available():
+    if device == 'cpu' and onednn_available():
         bt = b.t().contiguous()
-        out.append(Entry(f'gemm {kind} {size} oneDNN', lambda: torch.ops.mkldnn._linear_pointwise(a, bt, None, 'none', [], ''),
-                         'gemm', macs=size ** 3))
+        out.append(Entry(f'gemm {kind} {size} oneDNN', lambda: linear_pointwise(a, bt, None), 'gemm', macs=size ** 3))
     return out
 
 

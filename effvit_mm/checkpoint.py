@@ -1,7 +1,7 @@
 """Loading checkpoints into effvit_mm backbones and whole models, loudly.
 
 ``load_pretrained`` reads a file with torch's ``weights_only`` protection (mmengine's loader; the
-harmless classes that mmengine checkpoints hold are allow-listed in :mod:`effvit_mm.runtime`), finds
+harmless classes that mmengine checkpoints hold are allow-listed in :mod:`effvit_mm.safe_load`), finds
 the state dict (``state_dict`` / ``model`` / ``module``, an optional ``module.`` prefix, a detector's
 ``backbone.`` prefix), renames keys with the family's adapter and loads it. A checkpoint that matches
 none of the backbone's parameters, misses any of them (other than layers that only the
@@ -9,17 +9,16 @@ dense-prediction model has), has a parameter of the wrong shape, or has paramete
 backbone's modules that the backbone lacks (a deeper arch) raises ``CheckpointMismatchError``; keys
 outside them (classification heads) are ignored and listed in the log.
 
-Key adapters are pure functions ``state_dict -> state_dict`` that are safe to run twice.
+Key adapters (each family's ``timm_adapter``, beside its backbone) are pure functions
+``state_dict -> state_dict`` that are safe to run twice.
 
 Whole models (the tools' ``CHECKPOINT`` / ``--checkpoint``, ``load_from``) load with
 ``load_model_checkpoint`` or, inside mmengine's runner, ``CheckpointFitHook``: a checkpoint that does
 not fit the model raises ``CheckpointMismatchError`` in one line, unless a partial load is asked for
-(``--partial-checkpoint``). ``translate_load_errors`` makes a file that torch refuses (it could run
-code when unpickled) or cannot read (truncated, not a checkpoint) raise ``CheckpointFileError`` in one line.
+(``--partial-checkpoint``). A file that torch refuses (it could run code when unpickled) or cannot read
+(truncated, not a checkpoint) raises :class:`~effvit_mm.safe_load.CheckpointFileError` in one line.
 """
-import functools
 import os.path as osp
-import pickle
 import re
 from collections import OrderedDict
 
@@ -30,20 +29,14 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, load_state_dict
 
-__all__ = ['CheckpointMismatchError', 'CheckpointFileError', 'CheckpointFitHook', 'extract_state_dict',
-           'fit_state_dict', 'load_model_checkpoint', 'load_pretrained', 'shvit_from_timm', 'swiftformer_from_timm',
-           'translate_load_errors']
+__all__ = ['CheckpointMismatchError', 'CheckpointFitHook', 'extract_state_dict', 'fit_state_dict',
+           'load_model_checkpoint', 'load_pretrained', 'rename_keys']
 
 PARTIAL_OPTION = '--partial-checkpoint'  # the tools' switch for loading only what fits
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint's keys or shapes do not fit the model it is loaded into."""
-
-
-class CheckpointFileError(ValueError):
-    """A checkpoint file that was not loaded: it could run code when unpickled, or it is not a
-    (complete) checkpoint."""
 
 
 def _summarise(keys, limit=8):
@@ -71,7 +64,7 @@ def extract_state_dict(checkpoint, prefix=None):
     return state_dict
 
 
-def _rename(state_dict, rules):
+def rename_keys(state_dict, rules):
     """``state_dict`` with each ``(regex, replacement)`` rule applied in order to every key (its
     ``_metadata`` kept)."""
     out = OrderedDict()
@@ -80,47 +73,6 @@ def _rename(state_dict, rules):
             key = re.sub(pattern, repl, key)
         out[key] = value
     out._metadata = getattr(state_dict, '_metadata', None)
-    return out
-
-
-def shvit_from_timm(state_dict):
-    """timm 1.0 ``shvit_*`` names -> the SHViT authors' names (``patch_embed``, ``blocks1..3``).
-
-    timm splits each stage into ``downsample`` (5 modules) + ``blocks``; the authors keep the
-    downsample as the first three entries of ``blocks2`` / ``blocks3``. Authors' keys pass unchanged.
-    """
-    def stage_key(m):
-        stage, part, idx, rest = int(m[1]), m[2], int(m[3]), m[4]
-        if part == 'blocks':
-            return f'blocks{stage + 1}.{idx + (3 if stage > 0 else 0)}.{rest}'
-        # downsample: 0,1 -> .0.{0,1}; 2 -> .1 (patch merging); 3,4 -> .2.{0,1}
-        where = {0: '0.0', 1: '0.1', 2: '1', 3: '2.0', 4: '2.1'}[idx]
-        return f'blocks{stage + 1}.{where}.{rest}'
-
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r'^stem\.', 'patch_embed.', key)
-        key = re.sub(r'^stages\.(\d+)\.(blocks|downsample)\.(\d+)\.(.*)$', stage_key, key)
-        out[key] = value
-    return out
-
-
-def swiftformer_from_timm(state_dict):
-    """timm 1.0 ``swiftformer_*`` names -> the SwiftFormer authors' names (the inverse of timm's
-    ``checkpoint_filter_fn``): ``stem`` -> ``patch_embed``, ``stages.i.blocks`` -> ``network.{2i}``,
-    ``stages.i.downsample`` -> ``network.{2i-1}``, ``attn.proj`` -> ``attn.Proj``, ``head_dist`` ->
-    ``dist_head``, ``layer_scale*.gamma`` -> ``layer_scale*`` of shape (C, 1, 1). Authors' keys pass
-    unchanged."""
-    def stage_key(m):
-        stage = int(m[1])
-        return f'network.{2 * stage if m[2] == "blocks" else 2 * stage - 1}.'
-
-    rules = [(r'^stem\.', 'patch_embed.'), (r'^head_dist\.', 'dist_head.'),
-             (r'\.attn\.proj\.', '.attn.Proj.'), (r'^stages\.(\d+)\.(blocks|downsample)\.', stage_key)]
-    out = {}
-    for key, value in _rename(state_dict, rules).items():
-        gamma = re.fullmatch(r'(.*\.layer_scale(?:_[12])?)\.gamma', key)
-        out[gamma[1] if gamma else key] = value.reshape(-1, 1, 1) if gamma else value
     return out
 
 
@@ -177,38 +129,6 @@ def load_pretrained(model, filename, adapter=None, prefix=None, optional=(), log
     return ignored
 
 
-def _file_error(filename, error):
-    """The one-line :class:`CheckpointFileError` of a file that torch refused or could not read."""
-    culprit = re.search(r'GLOBAL (\S+)|(refusing getattr\(.*?\))', str(error))
-    if isinstance(error, pickle.UnpicklingError) and culprit:
-        what = f'Unsupported global: {culprit[1]}' if culprit[1] else culprit[2]
-        return CheckpointFileError(f'checkpoint {filename} was NOT loaded: it could run code when unpickled '
-                                   f'({what}, not one of the data classes a checkpoint may hold)')
-    reason = str(error).strip().split('\n')[0].split('. ')[0]
-    if not isinstance(error, RuntimeError):  # KeyError, EOFError: their message alone says little
-        reason = f'{type(error).__name__} {reason}'.strip()
-    return CheckpointFileError(f'checkpoint {filename} is truncated, corrupted or not a checkpoint (torch: {reason})')
-
-
-def translate_load_errors():
-    """Make mmengine's ``CheckpointLoader.load_checkpoint`` (every scheme; what ``load_from``,
-    ``--resume``, ``Pretrained`` init and the inferencers use) raise :class:`CheckpointFileError` for a
-    file that torch's ``weights_only`` unpickler refuses or cannot read. Idempotent."""
-    load = CheckpointLoader.load_checkpoint.__func__
-    if getattr(load, 'translates_errors', False):
-        return
-
-    @functools.wraps(load)
-    def translated(cls, filename, *args, **kwargs):
-        try:
-            return load(cls, filename, *args, **kwargs)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError) as error:
-            raise _file_error(filename, error) from None
-
-    translated.translates_errors = True
-    CheckpointLoader.load_checkpoint = classmethod(translated)
-
-
 def _unwrap(model):
     """The model inside DDP-style wrappers and test-time-augmentation models."""
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
@@ -256,10 +176,10 @@ def load_model_checkpoint(model, filename, partial=False, revise_keys=((r'^modul
     renames of the file's keys; ``prefix``: keep only the keys under it (e.g. ``'backbone.'``) if the
     file has any. Returns the loaded checkpoint (a dict)."""
     checkpoint = _load_checkpoint(filename, map_location=map_location, logger=logger)
-    state_dict = _rename(checkpoint.get('state_dict', checkpoint), revise_keys)
+    state_dict = rename_keys(checkpoint.get('state_dict', checkpoint), revise_keys)
     if prefix and any(k.startswith(prefix) for k in state_dict):
-        state_dict = _rename({k: v for k, v in state_dict.items() if k.startswith(prefix)},
-                             [(f'^{re.escape(prefix)}', '')])
+        state_dict = rename_keys({k: v for k, v in state_dict.items() if k.startswith(prefix)},
+                                 [(f'^{re.escape(prefix)}', '')])
     model = _unwrap(model)
     fitted = fit_state_dict(model, state_dict, filename, partial, logger)
     load_state_dict(model, fitted, strict=True, logger=logger)
@@ -284,5 +204,6 @@ class CheckpointFitHook(Hook):
         self.partial = partial
 
     def after_load_checkpoint(self, runner, checkpoint):
-        state_dict = _rename(checkpoint.get('state_dict', checkpoint), [(r'^module.', '')])  # as Runner.load_checkpoint
+        # as Runner.load_checkpoint
+        state_dict = rename_keys(checkpoint.get('state_dict', checkpoint), [(r'^module.', '')])
         checkpoint['state_dict'] = fit_state_dict(_unwrap(runner.model), state_dict, self.source, self.partial)

@@ -7,52 +7,21 @@ Layouts recognised (after :func:`effvit_mm.checkpoint.extract_state_dict` unwrap
   ``head.l`` (``head_dist`` when distilled). SwiftFormer: ``patch_embed``, ``network``, ``norm``,
   ``head``, ``dist_head``. LITv2: ``patch_embed``, ``layers``, ``norm``, ``head``. A file without the
   classifier (e.g. the output of :func:`to_backbone`) is the same layout.
-- ``timm``: timm 1.0 ``shvit_*`` / ``swiftformer_*`` state dicts, renamed first with
-  :func:`~effvit_mm.checkpoint.shvit_from_timm` / :func:`~effvit_mm.checkpoint.swiftformer_from_timm`.
+- ``timm``: timm 1.0 ``shvit_*`` / ``swiftformer_*`` state dicts, renamed first with the family's
+  ``timm_adapter``.
 - ``mmpretrain``: an ``ImageClassifier`` with our backbone and head (the output of
   :func:`to_mmpretrain`): ``backbone.*`` + ``head.head.*`` (+ ``head.dist_head.*``), the authors'
   final norm being the backbone's last output norm (SwiftFormer ``norm6``, LITv2 ``norm3``).
 
-Every function is pure (state dict in, new state dict out) and idempotent on its own output.
+What identifies each family's layouts, and how its classifier is named, is its
+:class:`~effvit_mm.models.family.FamilySpec`. Every function is pure (state dict in, new state dict
+out) and idempotent on its own output.
 """
 import re
 
-from .checkpoint import shvit_from_timm, swiftformer_from_timm
+from .models.family import families, get_family
 
-__all__ = ['ConversionError', 'FAMILIES', 'detect', 'detect_family', 'to_authors', 'to_backbone',
-           'to_mmpretrain']
-
-FAMILIES = ('shvit', 'swiftformer', 'litv2')
-
-# A key that only this (family, layout) has.
-_SIGNATURES = {
-    ('shvit', 'authors'): 'blocks1.0.conv.m.c.weight',
-    ('shvit', 'timm'): 'stages.0.blocks.0.conv.m.c.weight',
-    ('swiftformer', 'authors'): 'network.0.0.dwconv.weight',
-    ('swiftformer', 'timm'): 'stages.0.blocks.0.dwconv.weight',
-    ('litv2', 'authors'): 'patch_embed.proj.weight',
-}
-_ADAPTERS = {'shvit': shvit_from_timm, 'swiftformer': swiftformer_from_timm}
-# Top-level modules of the authors' classifiers (and dense models): backbone, then classifier.
-_BACKBONE_MODULES = {
-    'shvit': ('patch_embed', 'blocks1', 'blocks2', 'blocks3'),
-    'swiftformer': ('patch_embed', 'network'),
-    'litv2': ('patch_embed', 'layers'),
-}
-# Output norms of the dense-prediction models (the authors' detection backbones).
-_DENSE_NORMS = {'shvit': (), 'swiftformer': ('norm0', 'norm2', 'norm4', 'norm6'),
-                'litv2': ('norm1', 'norm2', 'norm3')}
-_CLASSIFIER_MODULES = {
-    'shvit': ('head', 'head_dist'),
-    'swiftformer': ('norm', 'head', 'dist_head'),
-    'litv2': ('norm', 'head'),
-}
-# authors' classifier name -> name in the mmpretrain ImageClassifier
-_TO_MMPRETRAIN = {
-    'shvit': {'head': 'head.head', 'head_dist': 'head.dist_head'},
-    'swiftformer': {'norm': 'backbone.norm6', 'head': 'head.head', 'dist_head': 'head.dist_head'},
-    'litv2': {'norm': 'backbone.norm3', 'head': 'head.head'},
-}
+__all__ = ['ConversionError', 'detect', 'to_authors', 'to_backbone', 'to_mmpretrain']
 
 
 class ConversionError(ValueError):
@@ -70,36 +39,34 @@ def _top(key):
 
 
 def detect(state_dict):
-    """-> ``(family, layout)``: family in :data:`FAMILIES`, layout ``'authors'``, ``'timm'`` or
+    """-> ``(family, layout)``: a registered family's name, layout ``'authors'``, ``'timm'`` or
     ``'mmpretrain'`` (module docstring). Raises :class:`ConversionError` for anything else."""
     if not state_dict:
         raise ConversionError('empty state dict')
+    names = [spec.name for spec in families()]
     if any(k.startswith('backbone.') for k in state_dict):
         backbone = {k[len('backbone.'):] for k in state_dict if k.startswith('backbone.')}
-        for (family, layout), key in _SIGNATURES.items():
-            if layout == 'authors' and key in backbone:
-                return family, 'mmpretrain'
-        raise ConversionError(f'unknown layout: the backbone.* keys are none of {FAMILIES} '
+        for spec in families():
+            if spec.signatures['authors'] in backbone:
+                return spec.name, 'mmpretrain'
+        raise ConversionError(f'unknown layout: the backbone.* keys are none of {names} '
                               f'(first keys: {_first_keys(state_dict)})')
-    found = [fl for fl, key in _SIGNATURES.items() if key in state_dict]
+    found = [(spec.name, layout) for spec in families() for layout, key in spec.signatures.items()
+             if key in state_dict]
     if len(found) != 1:
-        raise ConversionError(f'unknown layout: not an SHViT, SwiftFormer or LITv2 checkpoint of the '
-                              f'authors, timm or mmpretrain (first keys: {_first_keys(state_dict)})')
+        raise ConversionError(f'unknown layout: not a checkpoint of {names} of the authors, timm or '
+                              f'mmpretrain (first keys: {_first_keys(state_dict)})')
     return found[0]
-
-
-def detect_family(state_dict):
-    """-> ``'shvit'``, ``'swiftformer'`` or ``'litv2'`` (see :func:`detect`)."""
-    return detect(state_dict)[0]
 
 
 def _check_family(state_dict, family):
     detected, layout = detect(state_dict)
     if family is not None and family != detected:
-        if family not in FAMILIES:
-            raise ConversionError(f'unknown family {family!r}; choose one of {FAMILIES}')
+        names = [spec.name for spec in families()]
+        if family not in names:
+            raise ConversionError(f'unknown family {family!r}; choose one of {names}')
         raise ConversionError(f'asked for {family}, but this is a {detected} checkpoint ({layout} layout)')
-    return detected, layout
+    return get_family(detected), layout
 
 
 def to_authors(state_dict, family=None):
@@ -111,11 +78,12 @@ def to_authors(state_dict, family=None):
     Returns:
         (family, layout of the input, new state dict)
     """
-    family, layout = _check_family(state_dict, family)
+    spec, layout = _check_family(state_dict, family)
+    family = spec.name
     if layout == 'timm':
-        out = _ADAPTERS[family](state_dict)
+        out = spec.timm_adapter(state_dict)
     elif layout == 'mmpretrain':
-        back = {v: k for k, v in _TO_MMPRETRAIN[family].items()}
+        back = {v: k for k, v in spec.classifier_modules.items()}
         out = {}
         for key, value in state_dict.items():
             prefix = next((p for p in back if key.startswith(p + '.')), None)
@@ -130,7 +98,7 @@ def to_authors(state_dict, family=None):
                                       'of the backbone')
     else:
         out = dict(state_dict)
-    known = _BACKBONE_MODULES[family] + _DENSE_NORMS[family] + _CLASSIFIER_MODULES[family]
+    known = spec.backbone_modules + spec.dense_only_keys + tuple(spec.classifier_modules)
     stray = sorted({_top(k) for k in out} - set(known))
     if stray:
         raise ConversionError(f'unknown layout: {family} checkpoint with modules {stray} that the '
@@ -145,14 +113,15 @@ def to_mmpretrain(state_dict, family=None):
     the authors' final ``norm`` becomes ``backbone.norm6`` (SwiftFormer) / ``backbone.norm3``
     (LITv2). Needs the classifier: a backbone-only or dense-model file raises ConversionError."""
     family, _, authors = to_authors(state_dict, family)
-    rename = _TO_MMPRETRAIN[family]
+    spec = get_family(family)
+    rename = spec.classifier_modules
     classifier = {_top(k) for k in authors} & set(rename)
     needed = {'head'} | ({'norm'} if 'norm' in rename else set())
     if not needed <= classifier:
         raise ConversionError(f'no classifier in this {family} checkpoint (it lacks '
                               f'{", ".join(sorted(needed - classifier))}): a backbone-only or '
                               'dense-prediction file cannot make an mmpretrain classifier')
-    dense = sorted({_top(k) for k in authors} & set(_DENSE_NORMS[family]))
+    dense = sorted({_top(k) for k in authors} & set(spec.dense_only_keys))
     if dense:
         raise ConversionError(f'this {family} checkpoint has the output norms {dense} of a '
                               'dense-prediction model besides its classifier; cannot tell which to keep')
@@ -171,7 +140,7 @@ def to_backbone(state_dict, family=None):
     mmpretrain file, LITv2 ``norm`` = ``norm3``): as in the authors' detection runs, the backbone's
     output norms then start fresh. Output norms of a dense-prediction source file are kept."""
     family, layout, authors = to_authors(state_dict, family)
-    return {k: v for k, v in authors.items() if _top(k) not in _CLASSIFIER_MODULES[family]}
+    return {k: v for k, v in authors.items() if _top(k) not in get_family(family).classifier_modules}
 
 
 def describe(state_dict, family):

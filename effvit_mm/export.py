@@ -1,5 +1,5 @@
-"""ONNX export helpers (``tools/export_onnx.py``): building what is exported, exporting it with
-torch's dynamo-based exporter, and checking it against onnxruntime.
+"""ONNX export helpers (``tools/export_onnx.py``; what is exported is built by :mod:`effvit_mm.targets`):
+exporting with torch's dynamo-based exporter, and checking the result against onnxruntime.
 
 Two ops need a translation of their own (``custom_translation_table``), both standard ONNX:
 
@@ -8,170 +8,18 @@ Two ops need a translation of their own (``custom_translation_table``), both sta
 * ``aten::scaled_dot_product_attention`` (LITv2's HiLo) -> ``Softmax(q * scale @ k^T) @ v``: the
   exporter's own translation accepts only 4D q, k, v, and HiLo's windowed attention is 5D.
 
-onnx / onnxruntime / onnxscript are imported inside the functions that need them, so that
-``test_crop`` (shared with ``tools/get_flops.py``) costs no import of them.
+onnx / onnxruntime / onnxscript (the ``onnx`` extra) are imported inside the functions that need
+them.
 """
 import math
 import statistics
 import time
 
 import torch
-import torch.nn as nn
 
-__all__ = ['test_crop', 'parse_spec', 'Logits', 'Features', 'DENSE_SHAPE', 'build_classifier', 'build_dense',
-           'build_backbone', 'build_target',
-           'custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime']
+from .models.layers import OffsetDeformConv2d
 
-# ``family:arch`` specs of the backbones: lower-case family -> registered type.
-FAMILIES = {'shvit': 'SHViT', 'swiftformer': 'SwiftFormer', 'litv2': 'LITv2'}
-
-
-def test_crop(cfg):
-    """(H, W) of the classifier config's test pipeline: its centre crop, else its fixed resize (or
-    short-edge resize), else the size of the test set's first image (a set of one fixed size)."""
-    for step in reversed(cfg.test_dataloader.dataset.pipeline):
-        size = step.get('crop_size') if step['type'] == 'CenterCrop' else \
-            step.get('scale') if step['type'] in ('Resize', 'ResizeEdge') else None
-        if size:
-            return (size, size) if isinstance(size, int) else tuple(size[::-1])
-    return _first_image_size(cfg)
-
-
-def _first_image_size(cfg):
-    """(H, W) of the first image of the config's test set."""
-    from mmengine.registry import DATASETS, DefaultScope
-    from PIL import Image
-
-    import effvit_mm  # noqa: F401  (registers the data sets)
-    dataset = cfg.test_dataloader.dataset
-    try:
-        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
-            path = DATASETS.build(dict(dataset, pipeline=[])).get_data_info(0)['img_path']
-        with Image.open(path) as image:
-            return image.height, image.width
-    except (OSError, IndexError, RuntimeError, ValueError) as error:
-        raise ValueError(f'no CenterCrop / Resize / ResizeEdge in the test pipeline, and no image of the test set '
-                         f'({dataset.get("data_root")}) to take the size from ({error}): pass the input size '
-                         '(--shape / --res H W)') from None
-
-
-test_crop.__test__ = False  # not a pytest test, whatever imports it
-
-
-def parse_spec(spec):
-    """``'shvit:s1'`` -> ``('SHViT', 's1')``; None for anything that is not a ``family:arch`` spec
-    (a config path)."""
-    family, sep, arch = spec.partition(':')
-    if not sep or family.lower() not in FAMILIES or not arch or spec.endswith('.py'):
-        return None
-    return FAMILIES[family.lower()], arch
-
-
-class Logits(nn.Module):
-    """A classifier's logits, ``model(x, mode='tensor')``, as a plain ``forward(x)``."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x, mode='tensor')
-
-
-def build_classifier(cfg, checkpoint=None, partial=False):
-    """The mmpretrain classifier of ``cfg`` (a Config) in eval mode, without a distillation teacher,
-    with ``checkpoint`` loaded if given (refused if it does not fit, unless ``partial``: see
-    :func:`effvit_mm.checkpoint.load_model_checkpoint`). Returns (model, loaded)."""
-    from mmengine.registry import MODELS, DefaultScope
-
-    from .checkpoint import load_model_checkpoint
-    import effvit_mm  # noqa: F401  (registers the models)
-    cfg.model.backbone.init_cfg = None
-    if 'teacher' in cfg.model:
-        cfg.model.teacher = None  # a distillation teacher is not part of the deployed model
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmpretrain')):
-        model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_model_checkpoint(model, checkpoint, partial)
-    return model.eval(), bool(checkpoint)
-
-
-# Detection / segmentation configs: backbone + neck are exported / timed at these (H, W) by default.
-DENSE_SHAPE = {'mmdet': (800, 1333), 'mmseg': (512, 512)}
-
-
-class Features(nn.Module):
-    """A detector's / segmentor's ``extract_feat`` (backbone + neck) as a plain ``forward(x)``."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.extract_feat(x)
-
-
-def build_dense(cfg, checkpoint=None, partial=False):
-    """The mmdet / mmseg model of ``cfg`` (a Config) in eval mode, without loading the backbone's
-    pretrained file, with ``checkpoint`` loaded if given (as :func:`build_classifier`). Returns (model, loaded)."""
-    from mmengine.registry import MODELS, DefaultScope
-
-    from .checkpoint import load_model_checkpoint
-    import effvit_mm  # noqa: F401  (registers the models)
-    cfg.model.backbone.init_cfg = None
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-    if checkpoint:
-        load_model_checkpoint(model, checkpoint, partial)
-    return model.eval(), bool(checkpoint)
-
-
-def build_backbone(spec, checkpoint=None, partial=False):
-    """The backbone of a ``family:arch`` spec, in eval mode (``checkpoint``: its state dict, or the
-    ``backbone.`` part of a classifier's; as :func:`build_classifier`)."""
-    from mmengine.registry import MODELS
-
-    from .checkpoint import load_model_checkpoint
-    import effvit_mm  # noqa: F401
-    parsed = parse_spec(spec)
-    if parsed is None:
-        raise ValueError(f'not a family:arch spec ({", ".join(FAMILIES)}): {spec!r}')
-    model = MODELS.build(dict(type=parsed[0], arch=parsed[1]))
-    if checkpoint:
-        load_model_checkpoint(model, checkpoint, partial, prefix='backbone.')
-    return model.eval()
-
-
-def build_target(target, checkpoint=None, deploy=False, partial=False):
-    """What the export tools export, in eval mode (``deploy``: the backbone switched to deploy first;
-    ``partial``: accept a checkpoint that fits the model only in part).
-
-    Returns (model, (H, W), cfg): a ``family:arch`` spec gives its backbone (feature maps, 224x224, cfg
-    None); a classifier config its :class:`Logits` at the test crop; a detection / segmentation
-    config its :class:`Features` (backbone + neck) at :data:`DENSE_SHAPE`. Random weights without
-    ``checkpoint`` (a warning says so).
-    """
-    import warnings
-
-    from mmengine.config import Config
-    if parse_spec(target):
-        model = backbone = build_backbone(target, checkpoint, partial)
-        shape, cfg = (224, 224), None
-    else:
-        cfg = Config.fromfile(target)
-        scope = cfg.get('default_scope', 'mmpretrain')
-        if scope == 'mmpretrain':
-            model, _ = build_classifier(cfg, checkpoint, partial)
-            shape, wrap = test_crop(cfg), Logits
-        else:
-            model, _ = build_dense(cfg, checkpoint, partial)
-            shape, wrap = DENSE_SHAPE[scope], Features
-        backbone, model = model.backbone, wrap(model)
-    if not checkpoint:
-        warnings.warn('no --checkpoint: exporting random weights', stacklevel=2)
-    if deploy:
-        backbone.switch_to_deploy()
-    return model.eval(), shape, cfg
+__all__ = ['custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime']
 
 
 def _deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
@@ -210,7 +58,7 @@ def export_onnx(model, x, path, output_names, opset=19, dynamic_batch=False):
     """Export ``model(x)`` to ``path`` with the dynamo-based exporter (input ``input``), then
     ``onnx.checker.check_model`` it. Returns the loaded ``onnx.ModelProto``."""
     import onnx
-    if opset < 19 and any(type(m).__name__ == 'DeformConv2dPack' for m in model.modules()):
+    if opset < 19 and any(isinstance(m, OffsetDeformConv2d) for m in model.modules()):
         raise ValueError(f'deformable convolutions (LITv2) need opset >= 19 (ONNX DeformConv), not {opset}')
     kwargs = {}
     if dynamic_batch:

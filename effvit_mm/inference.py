@@ -12,7 +12,7 @@ import torch
 from mmengine.registry import DATASETS, DefaultScope
 
 from effvit_mm.checkpoint import load_model_checkpoint
-from effvit_mm.runtime import load_config
+from effvit_mm.config_switches import load_config
 
 TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation', 'mmpretrain': 'classification'}
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from effvit_mm.analysis import flop_analyzer
-from effvit_mm.models.layers import DeformConv2dPack
+from effvit_mm.models.layers import OffsetDeformConv2d
 
 ROOT = Path(__file__).parents[1]
 
@@ -22,7 +22,7 @@ def by_operator(model, x):
 
 def test_deform_conv_counts_as_a_conv_of_its_geometry():
     x = torch.randn(2, 8, 14, 10)
-    deform = by_operator(DeformConv2dPack(8, 16, 2, 2), x)
+    deform = by_operator(OffsetDeformConv2d(8, 16, 2, 2), x)
     plain = by_operator(nn.Conv2d(8, 16, 2, 2), x)
     assert deform['deform_conv'] == plain['conv'] == 2 * 16 * 7 * 5 * 8 * 2 * 2
     assert deform['conv'] == plain['conv'] // 2  # the offset conv: 8 channels out instead of 16

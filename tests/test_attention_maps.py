@@ -15,8 +15,8 @@ from effvit_mm.datasets import make_imagenet
 from effvit_mm.models.backbones.litv2 import LITv2, HiLo
 from effvit_mm.models.backbones.shvit import SHSA, SHViT
 from effvit_mm.models.layers import switch_to_deploy
-from effvit_mm.visualization.attention import (Attention, attention_disruption, capture_attention,
-                                               hilo_lofi_attention, shsa_attention, total_variation)
+from effvit_mm.visualization.attention import (Attention, attention_disruption, capture_attention, read_attention,
+                                               total_variation)
 from effvit_mm.visualization.cam import grad_cam
 from effvit_mm.visualization.classifier import load_classifier
 
@@ -49,7 +49,7 @@ def test_shsa_attention_reproduces_output(deploy):
         module = switch_to_deploy(module)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
     x = torch.randn(2, 32, 5, 6)
-    att = shsa_attention(module, x)
+    att = read_attention(module, x)
     assert att.probs.shape == (2, 1, 30, 30) and att.key_hw == att.query_hw == att.image_hw == (5, 6)
     _sums_to_one(att)
     mixed = (att.probs @ att.values)[:, 0].transpose(1, 2).reshape(2, 12, 5, 6)  # (B, pdim, H, W)
@@ -64,7 +64,7 @@ def test_hilo_lofi_attention_reproduces_output(ws):
     torch.manual_seed(0)
     module = HiLo(dim=32, num_heads=4, window_size=ws, alpha=0.5).eval()
     x = torch.randn(2, 5, 7, 32)
-    att = hilo_lofi_attention(module, x)
+    att = read_attention(module, x)
     (Hp, Wp), keys = ((6, 8), (3, 4)) if ws == 2 else ((5, 7), (5, 7))
     assert att.probs.shape == (2, module.l_heads, Hp * Wp, keys[0] * keys[1])
     assert (att.query_hw, att.key_hw, att.image_hw) == ((Hp, Wp), keys, (5, 7))

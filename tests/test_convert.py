@@ -11,17 +11,15 @@ from mmpretrain.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
 from effvit_mm.convert import ConversionError, detect, to_backbone, to_mmpretrain
+from effvit_mm.models.family import families
+from effvit_mm.safe_load import safe_load
 
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # see tests/conftest.py
 
 ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parent / 'data'
-# family -> (backbone type, last stage, head type, archs)
-FAMILIES = {
-    'shvit': ('SHViT', 2, 'SHViTClsHead', ['s1', 's2', 's3', 's4']),
-    'swiftformer': ('SwiftFormer', 3, 'SwiftFormerClsHead', ['xs', 's', 'l1', 'l3']),
-    'litv2': ('LITv2', 3, 'LITv2ClsHead', ['s', 'm', 'b']),
-}
+# family -> (backbone type, last stage, head type, archs), from the family specs
+FAMILIES = {spec.name: (spec.type, spec.num_stages - 1, spec.head, list(spec.variants)) for spec in families()}
 CASES = [(f, a) for f, (*_, archs) in FAMILIES.items() for a in archs]
 
 
@@ -127,7 +125,7 @@ def test_cli(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'convert_checkpoint.py'), str(src), str(dst)],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()
     assert len(out) == 1 and 'swiftformer, authors layout' in out[0] and 'distillation' in out[0], out
-    saved = torch.load(dst, weights_only=True)
+    saved = safe_load(dst)
     assert equal(saved['state_dict'], to_mmpretrain(state))
     assert saved['meta']['family'] == 'swiftformer' and saved['meta']['source'] == str(src)
 
@@ -135,7 +133,7 @@ def test_cli(tmp_path, monkeypatch):
     again = tmp_path / 'again.pth'
     monkeypatch.setattr(sys, 'argv', ['convert_checkpoint.py', str(dst), str(again), '--family', 'swiftformer'])
     tool.main()
-    assert equal(torch.load(again, weights_only=True)['state_dict'], saved['state_dict'])
+    assert equal(safe_load(again)['state_dict'], saved['state_dict'])
     for argv, message in [([str(dst), str(again), '--family', 'litv2'],
                            'error: asked for litv2, but this is a swiftformer'),
                           ([str(tmp_path / 'nope.pth'), str(again)], 'error: checkpoint .*nope.pth not found')]:

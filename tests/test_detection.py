@@ -1,6 +1,5 @@
 """The detection configs: build, train and test on the generated COCO-format set (one iteration each,
 small images), and load the authors' released detectors with no missing key."""
-import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,6 @@ from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 
 from effvit_mm.datasets import CLASSES, make_coco
-from test_models.test_efficientvit_fpn import AUTHORS_KEYS
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted(p.name for p in (ROOT / 'configs').glob('*_coco.py'))
@@ -89,23 +87,23 @@ def load_authors_detector(config, backbone_keys, tmp_path, neck_keys=None, mmdet
 
 @pytest.mark.usefixtures('mmdet_scope')
 @pytest.mark.parametrize('kind', ['mask_rcnn', 'retinanet'])
-def test_authors_shvit_detector_checkpoint_loads(kind, tmp_path):
+def test_authors_shvit_detector_checkpoint_loads(kind, tmp_path, official_keys, fpn_authors_keys):
     """The authors' released SHViT-S4 detectors (mmdet 2.25: their SHViT and neck names, mmdet's
     head names) load with no missing or unexpected key."""
-    official = json.loads((ROOT / 'tests/data/shvit_official_keys.json').read_text())['s4']
+    official = official_keys('shvit')['s4']
     model, state = load_authors_detector(f'{kind}_shvit_s4_coco.py', [k for k in official if not k.startswith('head')],
-                                         tmp_path, neck_keys=AUTHORS_KEYS[kind], mmdet_version='2.25.0')
+                                         tmp_path, neck_keys=fpn_authors_keys[kind], mmdet_version='2.25.0')
     key = 'neck.extra_trans_convs.0.conv.weight'
     assert torch.equal(model.state_dict()[key], state[key])
 
 
 @pytest.mark.usefixtures('mmdet_scope')
 @pytest.mark.parametrize('config', ['mask_rcnn_litv2_s_coco.py', 'retinanet_litv2_s_ws4_coco.py'])
-def test_authors_litv2_detector_checkpoint_loads(config, tmp_path):
+def test_authors_litv2_detector_checkpoint_loads(config, tmp_path, official_keys):
     """The authors' released LITv2 detectors (mmdet 3: their backbone names and shapes, listed in
     tests/data/litv2_official_keys.json, mmdet's neck and head names) load with no missing or
     unexpected key, through the same path as ``load_from``."""
-    official = json.loads((ROOT / 'tests/data/litv2_official_keys.json').read_text())['s']['dense']
+    official = official_keys('litv2')['s']['dense']
     model, state = load_authors_detector(config, official, tmp_path)
     assert {k: tuple(v) for k, v in official.items()} == {
         k[len('backbone.'):]: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith('backbone.')}

@@ -11,11 +11,10 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
-from effvit_mm.export import compare_onnxruntime, export_onnx, max_abs_diff, parse_spec, scaled_diff, test_crop
+from effvit_mm.export import compare_onnxruntime, export_onnx, max_abs_diff, scaled_diff
+from effvit_mm.targets import parse_spec, test_crop
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tests' / 'test_models'))
-from random_weights import randomise_  # noqa: E402
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
@@ -45,8 +44,8 @@ def test_diffs():
 
 @pytest.mark.parametrize('family, arch, deploy', [
     ('SHViT', 's1', False), ('SwiftFormer', 'xs', True), ('LITv2', 's', False)])
-def test_backbone_export_matches_onnxruntime(tmp_path, family, arch, deploy):
-    model = randomise_(MODELS.build(dict(type=family, arch=arch)))
+def test_backbone_export_matches_onnxruntime(tmp_path, family, arch, deploy, randomise):
+    model = randomise(MODELS.build(dict(type=family, arch=arch)))
     if deploy:
         model.switch_to_deploy()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))

@@ -15,8 +15,6 @@ from effvit_mm.export_coreml import (ExportCheckError, UnsupportedOpError, check
                                      describe_features)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tests' / 'test_models'))
-from random_weights import randomise_  # noqa: E402
 
 pytest.importorskip('coremltools')
 
@@ -31,8 +29,8 @@ def tool(monkeypatch):
     return module
 
 
-def test_backbone_deploy_converts(tmp_path):
-    model = randomise_(MODELS.build(dict(type='SHViT', arch='s1')))
+def test_backbone_deploy_converts(tmp_path, randomise):
+    model = randomise(MODELS.build(dict(type='SHViT', arch='s1')))
     model.switch_to_deploy()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -155,8 +155,7 @@ def test_offline_install_from_a_wheelhouse_keeps_the_interpreters_torch(tmp_path
 
 def test_dist_train_finds_the_installed_interpreter(tmp_path):
     """The README's headline command with a `python` on PATH that has no torch."""
-    sys.path.insert(0, str(ROOT / 'tests'))
-    from toy_task import write_config
+    from toy_task import write_config  # tests/toy_task.py (pytest.ini: pythonpath = tests)
     assert install().returncode == 0  # records this interpreter, as the README's set-up does
     no_torch = bare_venv(tmp_path / 'plain').parent
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')}

@@ -29,8 +29,9 @@ from timm.layers import DropPath
 from timm.scheduler import CosineLRScheduler, create_scheduler
 
 import effvit_mm  # noqa: F401
+from effvit_mm.config_switches import enable_auto_scale_lr
 from effvit_mm.engine import TimmLRScheduler
-from effvit_mm.runtime import enable_auto_scale_lr
+from effvit_mm.safe_load import safe_load
 
 ROOT = Path(__file__).parents[1]
 RTOL = 1e-9
@@ -392,7 +393,7 @@ def test_timm_scheduler_state_and_errors(by_epoch, tmp_path):
     for _ in range(37):
         scheduler.step()
     torch.save(dict(state=scheduler.state_dict(), lr=optimizer.param_groups[0]['lr']), tmp_path / 's.pth')
-    saved = torch.load(tmp_path / 's.pth', weights_only=True)
+    saved = safe_load(tmp_path / 's.pth')
     resumed_optimizer, resumed = make()
     resumed.load_state_dict(saved['state'])
     resumed_optimizer.param_groups[0]['lr'] = saved['lr']  # as the optimiser state restores it

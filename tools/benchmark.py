@@ -2,7 +2,7 @@
 
     python tools/benchmark.py shvit:s4 swiftformer:l1 litv2:s --timm --threads 2 --batch 16
     python tools/benchmark.py shvit:s4 --timm --peers mobilevitv2_100 --preset shvit-cpu
-    python tools/benchmark.py shvit:s4 --features --res 512 --batch 1 --peers fastvit_sa12   # latency
+    python tools/benchmark.py shvit:s4 --features --shape 512 --batch 1 --peers fastvit_sa12   # latency
     python tools/benchmark.py configs/mask_rcnn_shvit_s4_coco.py --batch 1    # backbone+neck, 1333x800
     python tools/benchmark.py litv2:s --external authors=/path/ref.py:cls_model:s
 
@@ -10,9 +10,10 @@ What is timed: a ``family:arch`` spec is the variant's ImageNet classifier (``co
 logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewise; a detection or
 segmentation config is its backbone + neck (``extract_feat``) at 1333x800 / 512x512. ``--features``
 times the backbones alone up to their last stage (timm's ``forward_features``). Modes: ``eval`` and
-``deploy`` (``switch_to_deploy()``: BatchNorms folded). ``--timm`` adds timm's model of each SHViT /
-SwiftFormer variant (eval, and re-parameterized: "fused"), ``--peers`` any timm models (eval and fused), ``--external``
-any model built by a Python file (e.g. the authors' code built beside the project).
+``deploy`` (``switch_to_deploy()``: BatchNorms folded). ``--timm`` adds timm's model of each variant timm
+ships (the family spec's ``timm_models``: SHViT, SwiftFormer; eval, and re-parameterized: "fused"),
+``--peers`` any timm models (eval and fused), ``--external`` any model built by a Python file (e.g. the
+authors' code built beside the project).
 
 How: all entries of one input size are timed in the same rounds, ``--repeats`` rounds after
 ``--warmup`` calls, one batch per entry per round in turn, together with the GEMM references
@@ -36,9 +37,8 @@ from mmengine import mkdir_or_exist
 
 from effvit_mm.benchmark import (classifier_entries, count_macs, external_entry, features_entries, gemm_entries,
                                  time_rounds, timm_entries)
-from effvit_mm.export import parse_spec
-
-TIMM_FAMILIES = {'SHViT', 'SwiftFormer'}  # families timm 1.0 ships
+from effvit_mm.models.family import get_family
+from effvit_mm.targets import input_shape, parse_spec
 PRESETS = {
     'shvit-gpu': dict(device='cuda', batch=256, amp=True, modes=['deploy']),
     'shvit-cpu': dict(device='cpu', batch=16, threads=1),
@@ -56,7 +56,7 @@ def parse_args():
                    help='models built by FUNC(*ARGS) of a Python file, timed beside')
     p.add_argument('--preset', choices=sorted(PRESETS), help='SHViT protocol settings (override the options)')
     p.add_argument('--batch', type=int, default=16)
-    p.add_argument('--res', type=int, nargs='+', help='input H [W] (default: see above)')
+    p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W] (default: see above)')
     p.add_argument('--threads', type=int, help='torch CPU threads')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--amp', action='store_true', help='fp16 autocast (CUDA)')
@@ -83,11 +83,10 @@ def ours(args, target):
 
 
 def twins(args, target):
-    """timm's model of the same variant (eval and fused), if timm ships it."""
+    """timm's model of the same variant (eval and fused), if timm ships it (the family's ``timm_models``)."""
     parsed = parse_spec(target)
-    if not args.timm or parsed is None or parsed[0] not in TIMM_FAMILIES:
-        return []
-    return timm_entries(f'{parsed[0].lower()}_{parsed[1].lower()}', 'timm', args.features, fused=True)
+    name = get_family(parsed[0]).timm_models.get(parsed[1].lower()) if args.timm and parsed else None
+    return timm_entries(name, 'timm', args.features, fused=True) if name else []
 
 
 def groups(args):
@@ -96,8 +95,7 @@ def groups(args):
     by_shape = {}
     for target in args.models:
         entries, shape = ours(args, target)
-        if args.res:
-            shape = tuple(args.res) * (3 - len(args.res))
+        shape = input_shape(args.shape) or shape
         entries += twins(args, target)
         for e in entries:
             e.info['target'] = target
@@ -199,7 +197,7 @@ def main():
         torch.set_num_threads(args.threads)
     try:
         by_shape = groups(args)
-    except ValueError as error:  # e.g. no test crop to time a config at: one line, not a traceback
+    except (FileNotFoundError, ValueError) as error:  # e.g. no test crop to time a config at: one line
         raise SystemExit(f'error: {error}')
     rows = []
     for shape, entries in by_shape:

@@ -17,14 +17,15 @@ from mmengine.runner import CheckpointLoader
 
 import effvit_mm  # noqa: F401  (its weights_only allow-list)
 from effvit_mm.checkpoint import extract_state_dict
-from effvit_mm.convert import FAMILIES, describe, detect, to_backbone, to_mmpretrain
+from effvit_mm.convert import describe, detect, to_backbone, to_mmpretrain
+from effvit_mm.models.family import families
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('src', help='checkpoint to convert')
     p.add_argument('dst', help='file to write')
-    p.add_argument('--family', choices=FAMILIES, help='expected family (default: detected)')
+    p.add_argument('--family', choices=[spec.name for spec in families()], help='expected family (default: detected)')
     p.add_argument('--to', choices=['mmpretrain', 'backbone'], default='mmpretrain', help='output layout')
     return p.parse_args()
 

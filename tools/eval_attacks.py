@@ -24,7 +24,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from effvit_mm.robustness import ATTACKS, RobustnessMeter, attack_batch, build_attack
-from effvit_mm.runtime import check_data_roots
+from effvit_mm.config_switches import check_data_roots
 from effvit_mm.visualization.attention import total_variation
 from effvit_mm.visualization.classifier import class_names, load_classifier
 from effvit_mm.visualization.draw import mark, overlay, perturbation_image, save_png, tile, to_image
@@ -105,7 +105,6 @@ def save_json(path, result):
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
         json.dump(result, f, indent=2)
-
 
 
 def main():

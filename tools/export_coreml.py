@@ -2,7 +2,7 @@
 ``.mlpackage``) and check the saved package.
 
     python tools/export_coreml.py CONFIG_OR_SPEC OUT.mlpackage [--checkpoint CKPT] [--partial-checkpoint]
-        [--deploy] [--res H [W]] [--precision fp16|fp32] [--input image|tensor] [--tol 0.05]
+        [--deploy] [--shape H [W]] [--precision fp16|fp32] [--input image|tensor] [--tol 0.05]
 
 CONFIG: an mmpretrain classifier config; the output is ``logits`` (1, num_classes), the default input
 size its test crop. The default input is ``image`` (Core ML ``ImageType``, RGB, 0..255) with the config's
@@ -11,8 +11,8 @@ tensor, normalised by the caller. SPEC ``family:arch`` (``shvit:s1``, ``swiftfor
 alone, input ``input`` (tensor), outputs ``feat0``, ``feat1``, ..., default input 224x224. Without
 ``--checkpoint`` the weights are random (a warning says so); a checkpoint that does not fit the model is
 refused in one line (``--partial-checkpoint``: load what fits). ``--deploy`` folds the BatchNorms
-(``switch_to_deploy()``) first. ``--precision``: that of the computation (fp16, Core ML's default, or
-fp32); inputs and outputs are float32 either way.
+first (the portable deploy step, ``effvit_mm.models.layers.fuse``). ``--precision``: that of the
+computation (fp16, Core ML's default, or fp32); inputs and outputs are float32 either way.
 
 The model is traced (``torch.jit.trace``) and converted with coremltools (effvit_mm/export_coreml.py).
 Checks: the trace reproduces the model's outputs; the saved package reloads (without compiling it, which
@@ -30,9 +30,9 @@ os.environ.setdefault('TQDM_DISABLE', '1')  # coremltools' progress bars (read w
 
 import torch  # noqa: E402
 
-from effvit_mm.export import build_target, parse_spec  # noqa: E402
 from effvit_mm.export_coreml import (PRECISIONS, ExportCheckError, Normalise, UnsupportedOpError,  # noqa: E402
                                      can_predict, check_package, compare_coreml, convert_coreml)
+from effvit_mm.targets import build_target, input_shape, parse_spec  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -41,14 +41,14 @@ def parse_args(argv=None):
     p.add_argument('out', metavar='OUT.mlpackage')
     p.add_argument('--checkpoint')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
-    p.add_argument('--deploy', action='store_true', help='switch_to_deploy() (fold BatchNorms) first')
-    p.add_argument('--res', type=int, nargs='+', help='input H [W]')
+    p.add_argument('--deploy', action='store_true', help='fold the BatchNorms first (effvit_mm.models.layers.fuse)')
+    p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W]')
     p.add_argument('--precision', choices=PRECISIONS, default='fp16', help='compute precision')
     p.add_argument('--input', choices=('image', 'tensor'), help='image: configs only (their default)')
     p.add_argument('--tol', type=float, default=0.05, help='max scaled diff to PyTorch (macOS only)')
     args = p.parse_args(argv)
-    if args.res and len(args.res) > 2:
-        p.error('--res takes H [W]')
+    if args.shape and len(args.shape) > 2:
+        p.error('--shape takes H [W]')
     if not args.out.endswith('.mlpackage'):
         p.error('OUT must end with .mlpackage (an ML program)')
     spec = parse_spec(args.target)
@@ -59,18 +59,17 @@ def parse_args(argv=None):
 
 
 def build(args):
-    """(model, (H, W)): :func:`effvit_mm.export.build_target`, taking 0..255 RGB images with the
+    """(model, (H, W)): :func:`effvit_mm.targets.build_target`, taking 0..255 RGB images with the
     config's normalisation inside if ``--input image``."""
-    model, res, cfg = build_target(args.target, args.checkpoint, args.deploy, args.partial_checkpoint)
+    target = build_target(args.target, args.checkpoint, args.partial_checkpoint, args.deploy)
+    model, cfg = target.module, target.cfg
     if args.input == 'image':
         pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
         mean_std = (pre.get('mean'), pre.get('std'))
         if None in mean_std:
             raise ExportCheckError(f'{args.target}: no data_preprocessor mean / std: use --input tensor')
         model = Normalise(model, *mean_std)
-    if args.res:
-        res = tuple(args.res) * (3 - len(args.res))
-    return model.eval(), res
+    return model.eval(), input_shape(args.shape) or target.shape
 
 
 def sample_input(res, image):

@@ -12,7 +12,8 @@ their proposal sampling and NMS, are not exported (that is mmdeploy's job). SPEC
 (``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the backbone alone, outputs ``feat0``, ``feat1``, ...,
 default input 224x224. Without ``--checkpoint`` the weights are random (a warning says so); a
 checkpoint that does not fit the model is refused in one line (``--partial-checkpoint``: load what
-fits, one line says what is skipped). ``--deploy`` folds the BatchNorms (``switch_to_deploy()``) first.
+fits, one line says what is skipped). ``--deploy`` folds the BatchNorms first (the portable deploy
+step, ``effvit_mm.models.layers.fuse``).
 
 The exporter is torch's dynamo-based one (``torch.onnx.export(..., dynamo=True)``, the default since
 torch 2.9; the TorchScript one is deprecated), with translations of torchvision's deformable conv
@@ -29,7 +30,8 @@ import sys
 
 import torch
 
-from effvit_mm.export import Logits, build_target, compare_onnxruntime, export_onnx
+from effvit_mm.export import compare_onnxruntime, export_onnx
+from effvit_mm.targets import build_target, input_shape
 
 
 def parse_args(argv=None):
@@ -38,10 +40,10 @@ def parse_args(argv=None):
     p.add_argument('out', metavar='OUT.onnx')
     p.add_argument('--checkpoint')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
-    p.add_argument('--shape', type=int, nargs='+', help='input H [W]')
+    p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W]')
     p.add_argument('--batch', type=int, default=1)
     p.add_argument('--opset', type=int, default=19)
-    p.add_argument('--deploy', action='store_true', help='switch_to_deploy() (fold BatchNorms) first')
+    p.add_argument('--deploy', action='store_true', help='fold the BatchNorms first (effvit_mm.models.layers.fuse)')
     p.add_argument('--dynamic-batch', action='store_true', help='a symbolic batch dimension')
     p.add_argument('--runs', type=int, default=5, help='timed runs of each runtime (0: no timing)')
     p.add_argument('--threads', type=int, help='intra-op threads of both runtimes (default: PyTorch\'s)')
@@ -57,16 +59,15 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)  # all of this process's PyTorch work; onnxruntime follows
     try:
-        model, shape, _ = build_target(args.target, args.checkpoint, args.deploy, args.partial_checkpoint)
+        target = build_target(args.target, args.checkpoint, args.partial_checkpoint, args.deploy)
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         sys.exit(f'error: {error}')
-    if args.shape:
-        shape = tuple(args.shape) * (3 - len(args.shape))
+    model, shape = target.module, input_shape(args.shape) or target.shape
 
     x = torch.randn(args.batch, 3, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(x)
-    names = ['logits'] if isinstance(model, Logits) else [f'feat{i}' for i in range(len(out))]
+    names = ['logits'] if target.kind == 'classifier' else [f'feat{i}' for i in range(len(out))]
     export_onnx(model, x, args.out, names, opset=args.opset, dynamic_batch=args.dynamic_batch)
     print(f'exported {args.target} ({"deploy" if args.deploy else "eval"}) at {args.batch}x3x{shape[0]}x{shape[1]} '
           f'to {args.out} (opset {args.opset}); onnx.checker: OK')

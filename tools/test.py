@@ -13,8 +13,9 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from effvit_mm.runtime import (RUN_ERRORS, check_checkpoint_fit, check_data_roots, dump_predictions,
-                               enable_progress_bar, enable_tta, enable_visualization, load_config, run)
+from effvit_mm.config_switches import (RUN_ERRORS, check_checkpoint_fit, check_data_roots, dump_predictions,
+                                       enable_progress_bar, enable_tta, enable_visualization, load_config)
+from effvit_mm.launch import run
 
 
 def parse_args():

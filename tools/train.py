@@ -9,8 +9,10 @@ import os
 from mmengine.config import DictAction
 
 from effvit_mm.engine.exact_resume import enable_exact_resume
-from effvit_mm.runtime import (RUN_ERRORS, check_amp_device, check_checkpoint_fit, check_data_roots,
-                               check_pretrained, drop_amp_options, enable_amp, enable_auto_scale_lr, load_config, run)
+from effvit_mm.config_switches import (RUN_ERRORS, check_amp_device, check_checkpoint_fit, check_data_roots,
+                                       check_pretrained, drop_amp_options, enable_amp, enable_auto_scale_lr,
+                                       load_config)
+from effvit_mm.launch import run
 
 
 def parse_args():

@@ -27,3 +27,13 @@ def save_summary(meta_file, params, summary):
     with open(meta_file, 'w') as f:
         json.dump(dict(params=params, summary=summary), f, indent=1)
     return summary
+
+
+def remove_numbered(folders, extensions):
+    """Delete the numbered files (``000001.jpg``) with one of ``extensions`` from each existing folder:
+    an earlier generated set's, which a new one may not all overwrite."""
+    for folder in folders:
+        for name in os.listdir(folder) if osp.isdir(folder) else []:
+            stem, ext = osp.splitext(name)
+            if ext in extensions and stem.isdigit():
+                os.remove(osp.join(folder, name))

@@ -33,7 +33,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from .generation import reuse_or_reset, save_summary
+from .generation import remove_numbered, reuse_or_reset, save_summary
 
 CLASSES = ('background', 'red_flat', 'green_hstripes', 'blue_vstripes', 'yellow_checks', 'magenta_dots',
            'cyan_diagonal', 'orange_flat')
@@ -108,12 +108,9 @@ def _check_args(num_train, num_val, size, num_classes):
 
 
 def make_ade20k(root, num_train=64, num_val=16, size=(128, 96), num_classes=4, seed=0):
-    """Write the set under ``root`` (see module docstring); ``size`` is (width, height).
-
-    Returns a dict with the root, classes, palette, image counts and size. Deterministic for a
-    seed; does nothing when ``root`` already holds a complete set made with the same parameters,
-    and replaces one made with other parameters.
-    """
+    """Write the set under ``root`` (module docstring), images of ``size`` = (width, height), the same
+    for the same seed; a complete set made with the same parameters is kept as it is, one made with
+    other parameters is replaced. Returns a dict: root, classes, palette, image counts, size."""
     _check_args(num_train, num_val, size, num_classes)
     width, height = map(int, size)
     params = dict(version=FORMAT_VERSION, num_train=num_train, num_val=num_val, size=[width, height],
@@ -126,13 +123,7 @@ def make_ade20k(root, num_train=64, num_val=16, size=(128, 96), num_classes=4, s
         return [osp.join(root, top, SPLITS[s], f'{i:06d}.{ext}') for s, n in counts.items()
                 for i in range(1, n + 1) for top, ext in (('images', 'jpg'), ('annotations', 'png'))]
 
-    def clear():  # the old set's files, which the new one may not all overwrite
-        for d in dirs:
-            for name in os.listdir(d) if osp.isdir(d) else []:
-                if name.endswith(('.jpg', '.png')) and name[:-4].isdigit():
-                    os.remove(osp.join(d, name))
-
-    summary = reuse_or_reset(meta_file, params, expected, clear)
+    summary = reuse_or_reset(meta_file, params, expected, lambda: remove_numbered(dirs, ('.jpg', '.png')))
     if summary is not None:
         return dict(summary, root=str(root))
     for d in dirs:

@@ -19,7 +19,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from .generation import reuse_or_reset, save_summary
+from .generation import remove_numbered, reuse_or_reset, save_summary
 
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 COLOURS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))  # RGB, one per class
@@ -143,14 +143,8 @@ def make_coco(root, num_train=64, num_val=16, img_size=(320, 256), seed=0, max_o
         return [osp.join(root, 'annotations', f'instances_{s}2017.json') for s in counts] + \
             [osp.join(root, f'{s}2017', f'{i:06d}.jpg') for s, n in counts.items() for i in range(1, n + 1)]
 
-    def clear():  # the old set's images, which the new one may not all overwrite
-        for s in counts:
-            old = osp.join(root, f'{s}2017')
-            for name in os.listdir(old) if osp.isdir(old) else []:
-                if name.endswith('.jpg') and name[:-4].isdigit():
-                    os.remove(osp.join(old, name))
-
-    summary = reuse_or_reset(meta_file, params, expected, clear)
+    images = [osp.join(root, f'{s}2017') for s in counts]
+    summary = reuse_or_reset(meta_file, params, expected, lambda: remove_numbered(images, ('.jpg', )))
     if summary is not None:
         return dict(summary, root=str(root))
     for sub in ('annotations', 'train2017', 'val2017'):

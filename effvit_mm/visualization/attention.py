@@ -1,9 +1,10 @@
-"""Attention maps of SHViT's single-head attention (``SHSA``) and LITv2's HiLo (its Lo-Fi branch).
+"""Attention maps of the attention modules that the families' specs list (``FamilySpec.attention``:
+SHViT's single-head attention ``SHSA``, LITv2's HiLo, its Lo-Fi branch).
 
 The probabilities are not read from the modules' ``forward`` (which may use a fused
 ``scaled_dot_product_attention`` and never form them): a forward pre-hook captures each attention
-module's input and the probabilities are recomputed from the module's own projections. The recomputed
-``probs @ values``, passed through the module's output projection, equals the module's output
+module's input and the module's ``attention_probs(x)`` recomputes them from its own projections. The
+recomputed ``probs @ values``, passed through the module's output projection, equals the module's output
 (``tests/test_attention_maps.py`` checks this, so a change of ``forward`` that drifts from it fails).
 SwiftFormer's additive attention has no query-key matrix and is not covered (Grad-CAM is).
 """
@@ -14,8 +15,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..models.backbones.litv2 import HiLo
-from ..models.backbones.shvit import SHSA
+from ..models.family import families
 
 
 @dataclass
@@ -60,38 +60,19 @@ class Attention:
         return F.interpolate(tokens, size=tuple(image_size), mode='bilinear', align_corners=False)[:, 0]
 
 
-def shsa_attention(module, x):
-    """``SHSA``'s attention on its input x (B, dim, H, W): queries and keys are the H * W tokens."""
-    _, _, H, W = x.shape
-    qkv = module.qkv(module.pre_norm(x[:, :module.pdim])).flatten(2)
-    q, k, v = qkv.split([module.qk_dim, module.qk_dim, module.pdim], dim=1)
-    probs = (q.transpose(1, 2) @ k * module.scale).softmax(dim=-1)
-    return Attention(probs[:, None], v.transpose(1, 2)[:, None], (H, W), (H, W), (H, W))
-
-
-def hilo_lofi_attention(module, x):
-    """The Lo-Fi heads of ``HiLo`` on its input x (B, H, W, C): every token of the map zero-padded to
-    a multiple of ``ws`` attends to the ``ws x ws`` average-pooled map. None without Lo-Fi heads."""
-    if not module.l_heads:
-        return None
-    B, H, W, _ = x.shape
-    x = F.pad(x, (0, 0, 0, -W % module.ws, 0, -H % module.ws))
-    Hp, Wp = x.shape[1:3]
-    q = module.l_q(x).reshape(B, Hp * Wp, module.l_heads, -1).transpose(1, 2)
-    pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), module.ws).permute(0, 2, 3, 1)
-    k, v = module.l_kv(pooled).reshape(B, -1, 2, module.l_heads, q.shape[-1]).permute(2, 0, 3, 1, 4)
-    probs = (q @ k.transpose(-2, -1) * module.scale).softmax(dim=-1)
-    return Attention(probs, v, (Hp, Wp), tuple(pooled.shape[1:3]), (H, W))
-
-
-EXTRACTORS = {SHSA: shsa_attention, HiLo: hilo_lofi_attention}
+def read_attention(module, x):
+    """The :class:`Attention` of an attention module (``FamilySpec.attention``) on its input ``x``; None
+    when it has none to read (a HiLo without Lo-Fi heads)."""
+    found = module.attention_probs(x)
+    return None if found is None else Attention(*found)
 
 
 def attention_modules(model):
-    """{name: module} of the modules of ``model`` whose attention can be extracted, in order (a HiLo
+    """{name: module} of the modules of ``model`` whose attention can be read, in order (a HiLo
     without Lo-Fi heads has none)."""
+    readable = tuple(cls for family in families() for cls in family.attention)
     return {name: m for name, m in model.named_modules()
-            if type(m) in EXTRACTORS and getattr(m, 'l_heads', 1) > 0}
+            if isinstance(m, readable) and getattr(m, 'attention_readable', True)}
 
 
 @contextmanager
@@ -105,11 +86,11 @@ def capture_attention(model, names=None):
         raise ValueError(f'no attention module named {sorted(unknown)}; choose from {list(modules)}')
     maps = {}
 
-    def hook(name, extract, module, args):
+    def hook(name, module, args):
         with torch.no_grad():
-            maps[name] = extract(module, args[0])
+            maps[name] = read_attention(module, args[0])
 
-    handles = [m.register_forward_pre_hook(partial(hook, name, EXTRACTORS[type(m)]))
+    handles = [m.register_forward_pre_hook(partial(hook, name))
                for name, m in modules.items() if not names or name in names]
     try:
         yield maps

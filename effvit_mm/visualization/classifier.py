@@ -12,10 +12,10 @@ import torch.nn as nn
 from mmcv.transforms import Compose
 from mmengine.dataset import default_collate
 from mmengine.registry import DefaultScope
-from mmpretrain.apis import get_model
 
 from ..checkpoint import load_model_checkpoint
-from ..runtime import load_config
+from ..config_switches import load_config
+from ..targets import build_model
 
 
 class PixelClassifier(nn.Module):
@@ -67,7 +67,7 @@ def load_classifier(config, checkpoint=None, device='cpu', cfg_options=None, par
     cfg = load_config(config, cfg_options=cfg_options)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} not found')
-    model = get_model(cfg, None, device=device)
+    model = build_model(cfg).to(device)
     if checkpoint is None:
         warnings.warn(f'no checkpoint given: {osp.basename(config)} runs with random weights')
     else:

@@ -16,6 +16,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import MODELS, DefaultScope
 
 import effvit_mm  # noqa: F401  (registers the models)
+from effvit_mm.models.family import families
 from effvit_mm.models.backbones import LITv2, SHViT
 from effvit_mm.models.layers.dtm import DTM
 
@@ -25,7 +26,7 @@ IMAGES = SMALL_IMAGES + [(80, 4000), (4000, 80), (4000, 4000)]
 # 1:4000 strips, 1 x 2048 tensors in the ADE20K configs; the Resize of the detection and demo
 # segmentation configs rounds their short side to 0 pixels (mmcv then fails, before any model).
 HAIRS = [(1, 4000), (4000, 1)]
-FAMILIES = {'LITv2': 'litv2', 'SHViT': 'shvit', 'SwiftFormer': 'swiftformer'}
+FAMILIES = {spec.type: spec.name for spec in families()}
 # Per family the cheapest detection and segmentation configs (LITv2's detection one with 4x4 HiLo
 # windows) and the demo configs, whose small test scale (3 x 128 tensors) or raw images (classification)
 # make the smallest tensors; the other classification configs make squares of 224 to 384 px (slow).

@@ -1,4 +1,5 @@
-"""The command-line switches of the tools, per codebase, and the CPU launch (effvit_mm.runtime)."""
+"""The command-line switches of the tools, per codebase (effvit_mm.config_switches), and the CPU launch
+(effvit_mm.launch)."""
 import os
 import socket
 from pathlib import Path
@@ -8,9 +9,10 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from effvit_mm.runtime import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options, dump_predictions,
-                               enable_amp, enable_auto_scale_lr, enable_tta,
-                               enable_visualization, load_config, setup_cpu_distributed)
+from effvit_mm.config_switches import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options,
+                                       dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
+                                       enable_visualization, load_config)
+from effvit_mm.launch import setup_cpu_distributed
 
 ROOT = Path(__file__).parents[2]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import effvit_mm  # noqa: F401  (allow-lists mmengine's checkpoint classes for torch.load)
+from effvit_mm.safe_load import safe_load
 
 ROOT = Path(__file__).parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), PYTHON=sys.executable)
@@ -167,8 +167,8 @@ def max_diff(a, b):
 
 
 def last_checkpoint(work_dir):
-    return torch.load(Path(work_dir) / Path((Path(work_dir) / 'last_checkpoint').read_text().strip()).name,
-                      map_location='cpu')
+    return safe_load(Path(work_dir) / Path((Path(work_dir) / 'last_checkpoint').read_text().strip()).name,
+                     map_location='cpu')
 
 
 def check_resume(task, loader, nproc, tmp, reference=None, kill_at=None):

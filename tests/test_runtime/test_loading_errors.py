@@ -14,17 +14,17 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.registry import DATASETS, DefaultScope
 
 import effvit_mm  # noqa: F401  (translates the loading errors)
-from effvit_mm.checkpoint import CheckpointFileError, CheckpointMismatchError, load_model_checkpoint
+from effvit_mm.checkpoint import CheckpointMismatchError, load_model_checkpoint
+from effvit_mm.config_switches import EmptyDatasetError, check_data_roots
 from effvit_mm.datasets import make_coco, make_imagenet
-from effvit_mm.export import test_crop
-from effvit_mm.runtime import EmptyDatasetError, check_data_roots
+from effvit_mm.safe_load import CheckpointFileError
+from effvit_mm.targets import test_crop
+from toy_task import ToyRegressor, write_config  # tests/toy_task.py (pytest.ini: pythonpath = tests)
 
 ROOT = Path(__file__).parents[2]
 TESTS = ROOT / 'tests'
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS), os.environ.get('PYTHONPATH', '')]),
            PYTHONWARNINGS='ignore')
-sys.path.insert(0, str(TESTS))
-from toy_task import ToyRegressor, write_config  # noqa: E402
 
 
 def tool(*cmd, ok=False):

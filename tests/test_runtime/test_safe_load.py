@@ -1,5 +1,5 @@
 """Checkpoints load with torch's weights_only unpickler: mmengine's own and numpy-1 ones do, files
-that would run code when unpickled do not."""
+that would run code when unpickled do not; the allow-list holds during a load only."""
 import os
 
 import numpy as np
@@ -9,7 +9,8 @@ from mmengine.logging import MessageHub
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
-import effvit_mm  # noqa: F401  (allow-lists mmengine's checkpoint classes)
+import effvit_mm  # noqa: F401  (wraps mmengine's checkpoint loader)
+from effvit_mm.safe_load import safe_load
 
 REFUSED = 'Weights only load failed|Unsupported global|refusing getattr'
 
@@ -36,7 +37,7 @@ def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'meta': Payload()}, path)
     with pytest.raises(Exception, match='refusing getattr'):
-        torch.load(path)
+        safe_load(path)
 
 
 def test_message_hub_and_numpy_load_safely(tmp_path):
@@ -46,7 +47,7 @@ def test_message_hub_and_numpy_load_safely(tmp_path):
     state = dict(message_hub=hub.state_dict(), arrays=[np.zeros(3, dtype=t) for t in (np.int32, np.float32, bool)])
     path = tmp_path / 'ckpt.pth'
     torch.save(state, path)  # as plain mmengine writes it: HistoryBuffer pickles getattr(HistoryBuffer, 'mean')...
-    loaded = torch.load(path)
+    loaded = safe_load(path)
     assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 0.5
     assert loaded['message_hub']['runtime_info']['eta'] == 3.0
     assert [a.dtype for a in loaded['arrays']] == [np.int32, np.float32, bool]
@@ -59,5 +60,19 @@ def test_numpy1_names_load_safely(tmp_path):
     data = path.read_bytes()
     assert b'numpy._core.multiarray' in data
     path.write_bytes(data.replace(b'numpy._core.multiarray', b'numpy.core.multiarray'))
-    loaded = torch.load(path)
+    loaded = safe_load(path)
     assert loaded['scale'] == 2.0 and loaded['mean'].tolist() == [1.0, 1.0]
+
+
+def test_allow_list_is_not_process_wide(tmp_path):
+    """``import effvit_mm`` adds nothing to torch's global allow-list, and a load leaves nothing in it."""
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+    hub = MessageHub('safe-load-scope-test')
+    hub.update_scalar('train/loss', 0.5)
+    path = tmp_path / 'ckpt.pth'
+    torch.save(dict(message_hub=hub.state_dict()), path)
+    CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    safe_load(path)
+    assert HistoryBuffer not in torch.serialization.get_safe_globals()
+    with pytest.raises(Exception, match=REFUSED):
+        torch.load(path)

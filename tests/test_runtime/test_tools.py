@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import effvit_mm  # noqa: F401  (allow-lists mmengine's checkpoint classes for torch.load)
+from effvit_mm.safe_load import safe_load
+from toy_task import write_config  # tests/toy_task.py (pytest.ini: pythonpath = tests)
 
 ROOT = Path(__file__).parents[2]
 TESTS = ROOT / 'tests'
 # This checkout's effvit_mm, whichever checkout the environment's editable install points at.
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS), os.environ.get('PYTHONPATH', '')]),
            PYTHON=sys.executable)
-sys.path.insert(0, str(TESTS))
-from toy_task import write_config  # noqa: E402
 
 
 def run(*cmd, env=ENV, ok=True):
@@ -28,7 +27,7 @@ def run(*cmd, env=ENV, ok=True):
 
 
 def weights(path):
-    return torch.load(path, map_location='cpu')['state_dict']  # weights_only=True (torch's default)
+    return safe_load(path, map_location='cpu')['state_dict']  # weights_only=True
 
 
 def free_port():
@@ -58,7 +57,7 @@ def test_checkpoint_without_random_states_resumes_with_a_warning(tmp_path):
     """A checkpoint of an older effvit_mm / plain mmengine (no ``random_states``) still resumes."""
     killed = write_config(tmp_path / 'killed.py', tmp_path / 'part', max_iters=8, interval=4, stop_after=4)
     run(sys.executable, 'tools/train.py', killed)
-    checkpoint = torch.load(tmp_path / 'part/iter_4.pth', map_location='cpu')
+    checkpoint = safe_load(tmp_path / 'part/iter_4.pth', map_location='cpu')
     assert len(checkpoint.pop('random_states')) == 1  # one process
     torch.save(checkpoint, tmp_path / 'part/iter_4.pth')
     part = write_config(tmp_path / 'part.py', tmp_path / 'part', max_iters=8, interval=4)

@@ -11,18 +11,17 @@ from ..layers import switch_to_deploy
 
 
 class EfficientBackbone(BaseModule):
-    """Base class. Subclasses build ``self.patch_embed`` (the stem) and ``self.stages`` (a list of
-    modules in stage order, each an iterable of blocks) and may set:
-
-    - ``arch_settings``: named variants, each a dict of per-stage lists;
-    - ``arch_defaults``: per-stage lists an arch dict may leave out;
-    - ``convert_state_dict``: a key adapter for foreign checkpoints (timm);
-    - ``dense_only_keys``: prefixes of layers no classification checkpoint has.
+    """Base class. Subclasses build ``self.patch_embed`` (the stem) and ``self.stages`` (the stages
+    in order, each an iterable of blocks), set ``arch_settings`` (named variants, each a dict of
+    per-stage lists) and ``arch_defaults`` (per-stage lists an arch dict may leave out), and may
+    override the two steps of :meth:`forward` around each stage's blocks: :meth:`downsample` (from
+    stage ``i - 1``'s output to stage ``i``'s input) and :meth:`stage_output`. ``family`` is the
+    :class:`~effvit_mm.models.family.FamilySpec` that ``register_family`` attaches (its timm adapter
+    and dense-only keys serve ``init_cfg``).
     """
     arch_settings = {}
     arch_defaults = {}
-    convert_state_dict = None
-    dense_only_keys = ()
+    family = None
 
     def __init__(self, arch, out_indices, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None):
         """Parses and checks ``arch`` (-> ``self.arch``) and ``out_indices`` (-> ``self.out_indices``,
@@ -92,6 +91,29 @@ class EfficientBackbone(BaseModule):
                     m.eval()
         return self
 
+    @property
+    def num_stages(self):
+        return len(self.arch['embed_dims'])
+
+    def downsample(self, i, x):
+        """Stage ``i``'s input from stage ``i - 1``'s output (default: as is, the stage downsamples)."""
+        return x
+
+    def stage_output(self, i, x):
+        """What ``forward`` returns for stage ``i`` (default: its blocks' output)."""
+        return x
+
+    def forward(self, x):
+        """(N, in_channels, H, W) -> a tuple of the outputs of the stages in ``out_indices``; the
+        stages after the last of them are not run."""
+        x = self.patch_embed(x)
+        outs = []
+        for i in range(self.out_indices[-1] + 1):
+            x = self.run_blocks(self.stages[i], self.downsample(i, x) if i > 0 else x)
+            if i in self.out_indices:
+                outs.append(self.stage_output(i, x))
+        return tuple(outs)
+
     def run_blocks(self, blocks, x):
         """Run a stage's blocks, with activation checkpointing when ``with_cp`` and training."""
         for block in blocks:
@@ -108,8 +130,8 @@ class EfficientBackbone(BaseModule):
     def init_weights(self):
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained(self, cfg['checkpoint'], adapter=self.convert_state_dict,
-                            prefix=cfg.get('prefix'), optional=self.dense_only_keys)
+            adapter, optional = (self.family.timm_adapter, self.family.dense_only_keys) if self.family else (None, ())
+            load_pretrained(self, cfg['checkpoint'], adapter=adapter, prefix=cfg.get('prefix'), optional=optional)
             self._is_init = True
         else:
             super().init_weights()

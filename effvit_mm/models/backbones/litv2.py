@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from timm.layers import DropPath, trunc_normal_
 
+from ..family import FamilySpec, register_family
 from ..layers import ConvAct, to_linear_act
 from ..layers.dtm import DTM
 from .base import EfficientBackbone
@@ -37,8 +38,8 @@ class HiLo(nn.Module):
     detectors were trained so). ``ws == 1``: all heads Lo-Fi without pooling (standard MHSA). Outputs
     are concatenated Hi-Fi first. ``scaled_dot_product_attention`` computes the authors'
     ``softmax(q k^T * scale) v`` (within 5e-6 in float32, identically in float64), faster and without
-    storing the attention matrix for the backward pass (in deploy mode Hi-Fi's tiny windows use matmul-softmax,
-    see :meth:`fuse`).
+    storing the attention matrix for the backward pass (with the CPU kernels Hi-Fi's tiny windows use
+    matmul-softmax, see :meth:`use_cpu_kernels`).
     """
 
     def __init__(self, dim, num_heads, window_size, alpha):
@@ -56,15 +57,15 @@ class HiLo(nn.Module):
         if self.h_heads:
             self.h_qkv = nn.Linear(dim, h_dim * 3)
             self.h_proj = nn.Linear(h_dim, h_dim)
-        self.hifi_sdpa = True  # see fuse()
+        self.hifi_sdpa = True  # see use_cpu_kernels()
 
-    def fuse(self):
-        """Deploy form: Hi-Fi attention as matmul-softmax. Its windows hold ws*ws (4) tokens, and over
-        thousands of such windows the fused kernel's per-call overhead dominates on CPU (measured 12x
-        slower than matmul-softmax at LITv2-M's stage 3, batch 16); the fused kernel's benefit, not
-        storing the attention matrix for backward, does not apply at inference."""
+    def use_cpu_kernels(self):
+        """CPU deploy form (:func:`~effvit_mm.models.layers.use_cpu_kernels`): Hi-Fi attention as
+        matmul-softmax. Its windows hold ws*ws (4) tokens, and over thousands of such windows the fused
+        kernel's per-call overhead dominates on CPU (measured 12x slower than matmul-softmax at
+        LITv2-M's stage 3, batch 16); the fused kernel's benefit, not storing the attention matrix for
+        backward, does not apply at inference."""
         self.hifi_sdpa = False
-        return self
 
     def hifi(self, x):
         """(N, H, W, C), H and W multiples of ws -> (N, H, W, h_dim): attention within windows."""
@@ -94,6 +95,27 @@ class HiLo(nn.Module):
         x = F.pad(x, (0, 0, 0, -W % self.ws, 0, -H % self.ws))
         outs = ([self.hifi(x)] if self.h_heads else []) + ([self.lofi(x)] if self.l_heads else [])
         return torch.cat(outs, dim=-1)[:, :H, :W]
+
+    @property
+    def attention_readable(self):
+        """Whether :meth:`attention_probs` has something to read (Lo-Fi heads)."""
+        return self.l_heads > 0
+
+    def attention_probs(self, x):
+        """The Lo-Fi heads' attention of ``forward(x)`` (x: (N, H, W, C)), recomputed from the
+        projections: every token of the map zero-padded to (Hp, Wp), multiples of ``ws``, attends to
+        the ``ws x ws`` average-pooled (h, w) map. Returns ``(probs (N, heads, Hp*Wp, h*w), values
+        (N, heads, h*w, d), (Hp, Wp), (h, w), (H, W))``; None without Lo-Fi heads."""
+        if not self.l_heads:
+            return None
+        B, H, W, _ = x.shape
+        x = F.pad(x, (0, 0, 0, -W % self.ws, 0, -H % self.ws))
+        Hp, Wp = x.shape[1:3]
+        q = self.l_q(x).reshape(B, Hp * Wp, self.l_heads, -1).transpose(1, 2)
+        pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), self.ws).permute(0, 2, 3, 1)
+        k, v = self.l_kv(pooled).reshape(B, -1, 2, self.l_heads, q.shape[-1]).permute(2, 0, 3, 1, 4)
+        probs = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+        return probs, v, (Hp, Wp), tuple(pooled.shape[1:3]), (H, W)
 
 
 class ConvFFN(nn.Module):
@@ -240,7 +262,6 @@ class LITv2(EfficientBackbone):
         'm': dict(embed_dims=[96, 192, 384, 768], depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
         'b': dict(embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
     }
-    dense_only_keys = ('norm1', 'norm2', 'norm3')
 
     def __init__(self, arch='s', in_channels=3, alpha=0.9, local_ws=(0, 0, 2, 1),
                  out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False, with_cp=False,
@@ -275,21 +296,29 @@ class LITv2(EfficientBackbone):
 
     @property
     def stages(self):
-        return self.layers
+        """The stages' blocks (channels-last); each stage's DTM is in ``layers[i].downsample``."""
+        return [layer.blocks for layer in self.layers]
 
     def frozen_modules(self):
-        """The patch embedding, the first ``frozen_stages`` stages and their output norms."""
+        """The patch embedding, the first ``frozen_stages`` stages (blocks and DTM) and their output norms."""
+        if self.frozen_stages < 0:
+            return []
         norms = [getattr(self, f'norm{i}') for i in self.out_indices if 0 < i < self.frozen_stages]
-        return super().frozen_modules() + norms
+        return [self.patch_embed, *self.layers[:self.frozen_stages], *norms]
 
-    def forward(self, x):
-        x = self.patch_embed(x)
-        outs = []
-        for i, stage in enumerate(self.layers):
-            x = self.run_blocks(stage.blocks, x)
-            if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x) if i > 0 else x
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
-            if stage.downsample is not None:
-                x = stage.downsample(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return tuple(outs)
+    def downsample(self, i, x):
+        return self.layers[i - 1].downsample(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def stage_output(self, i, x):
+        return (getattr(self, f'norm{i}')(x) if i > 0 else x).permute(0, 3, 1, 2).contiguous()
+
+
+register_family(FamilySpec(
+    name='litv2', backbone=LITv2, head='LITv2ClsHead',
+    signatures={'authors': 'patch_embed.proj.weight'},
+    backbone_modules=('patch_embed', 'layers'),
+    classifier_modules={'norm': 'backbone.norm3', 'head': 'head.head'},
+    dense_only_keys=('norm1', 'norm2', 'norm3'),
+    attention=(HiLo,),
+    paper={('s', 224): (28e6, 3.7e9), ('m', 224): (49e6, 7.5e9), ('b', 224): (87e6, 13.2e9),
+           ('b', 384): (87e6, 39.7e9)}))

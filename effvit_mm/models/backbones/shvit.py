@@ -8,12 +8,14 @@ channels ("s" blocks). Stages 2-3 start with a downsampling unit (dw-conv + FFN,
 dw-conv + FFN). Module names follow the authors' released checkpoints (``patch_embed``,
 ``blocks1``..``blocks3``); timm 1.0 ``shvit_*`` state dicts are converted on load.
 """
+import re
+
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 from timm.layers import GroupNorm1, SqueezeExcite
 
-from ...checkpoint import shvit_from_timm
+from ..family import FamilySpec, register_family
 from ..layers import ConvBN, Residual
 from .base import EfficientBackbone
 
@@ -49,6 +51,15 @@ class SHSA(nn.Module):
         attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)
         x1 = (v @ attn.transpose(-2, -1)).reshape(B, self.pdim, H, W)
         return self.proj(torch.cat([x1, x2], dim=1))
+
+    def attention_probs(self, x):
+        """The attention of ``forward(x)``, recomputed from the projections: ``(probs (N, 1, HW, HW),
+        values (N, 1, HW, pdim), query_hw, key_hw, image_hw)``, all three (H, W)."""
+        _, _, H, W = x.shape
+        qkv = self.qkv(self.pre_norm(x[:, :self.pdim])).flatten(2)
+        q, k, v = qkv.split([self.qk_dim, self.qk_dim, self.pdim], dim=1)
+        probs = (q.transpose(1, 2) @ k * self.scale).softmax(dim=-1)
+        return probs[:, None], v.transpose(1, 2)[:, None], (H, W), (H, W), (H, W)
 
 
 class SHViTBlock(nn.Module):
@@ -115,7 +126,6 @@ class SHViT(EfficientBackbone):
         's4': dict(embed_dims=[224, 336, 448], depths=[4, 7, 6], partial_dims=[48, 72, 96]),
     }
     arch_defaults = dict(qk_dims=[16, 16, 16], block_types=['i', 's', 's'])
-    convert_state_dict = staticmethod(shvit_from_timm)
 
     def __init__(self, arch='s4', in_channels=3, out_indices=(0, 1, 2), frozen_stages=-1,
                  norm_eval=False, with_cp=False, drop_path_rate=0.0, init_cfg=None):
@@ -139,13 +149,37 @@ class SHViT(EfficientBackbone):
 
     @property
     def stages(self):
-        return [self.blocks1, self.blocks2, self.blocks3]
+        return [getattr(self, f'blocks{i + 1}') for i in range(self.num_stages)]
 
-    def forward(self, x):
-        x = self.patch_embed(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            x = self.run_blocks(stage, x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+
+def shvit_from_timm(state_dict):
+    """timm 1.0 ``shvit_*`` names -> the SHViT authors' names (``patch_embed``, ``blocks1..3``).
+
+    timm splits each stage into ``downsample`` (5 modules) + ``blocks``; the authors keep the
+    downsample as the first three entries of ``blocks2`` / ``blocks3``. Authors' keys pass unchanged.
+    """
+    def stage_key(m):
+        stage, part, idx, rest = int(m[1]), m[2], int(m[3]), m[4]
+        if part == 'blocks':
+            return f'blocks{stage + 1}.{idx + (3 if stage > 0 else 0)}.{rest}'
+        # downsample: 0,1 -> .0.{0,1}; 2 -> .1 (patch merging); 3,4 -> .2.{0,1}
+        where = {0: '0.0', 1: '0.1', 2: '1', 3: '2.0', 4: '2.1'}[idx]
+        return f'blocks{stage + 1}.{where}.{rest}'
+
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^stem\.', 'patch_embed.', key)
+        key = re.sub(r'^stages\.(\d+)\.(blocks|downsample)\.(\d+)\.(.*)$', stage_key, key)
+        out[key] = value
+    return out
+
+
+register_family(FamilySpec(
+    name='shvit', backbone=SHViT, head='SHViTClsHead',
+    signatures={'authors': 'blocks1.0.conv.m.c.weight', 'timm': 'stages.0.blocks.0.conv.m.c.weight'},
+    backbone_modules=('patch_embed', 'blocks1', 'blocks2', 'blocks3'),
+    classifier_modules={'head': 'head.head', 'head_dist': 'head.dist_head'},
+    timm_adapter=shvit_from_timm, timm_models={a: f'shvit_{a}' for a in SHViT.arch_settings},
+    attention=(SHSA,),
+    paper={('s1', 224): (6.3e6, 241e6), ('s2', 224): (11.4e6, 366e6), ('s3', 224): (14.2e6, 601e6),
+           ('s4', 256): (16.5e6, 986e6)}))

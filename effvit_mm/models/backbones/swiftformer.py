@@ -21,13 +21,16 @@ exactly the same keys and shapes, so they load here without any error, but give 
 the files linked since July 2023 (ids starting ``12Rch``, ``1awpc``, ``1SDza``, ``1DAxM``) or timm's
 ``swiftformer_*.dist_in1k`` weights.
 """
+import re
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from timm.layers import DropPath, trunc_normal_
 
-from ...checkpoint import swiftformer_from_timm
+from ...checkpoint import rename_keys
+from ..family import FamilySpec, register_family
 from ..layers import ConvAct, ResidualConv, fuse_bn_conv, fuse_conv_bn
 from .base import EfficientBackbone
 
@@ -250,8 +253,6 @@ class SwiftFormer(EfficientBackbone):
         'l1': dict(embed_dims=[48, 96, 192, 384], depths=[4, 3, 10, 5]),
         'l3': dict(embed_dims=[64, 128, 320, 512], depths=[4, 4, 12, 6]),
     }
-    convert_state_dict = staticmethod(swiftformer_from_timm)
-    dense_only_keys = ('norm0', 'norm2', 'norm4', 'norm6')
 
     def __init__(self, arch='l1', in_channels=3, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                  norm_eval=False, with_cp=False, drop_path_rate=0.0, init_cfg=None):
@@ -283,15 +284,38 @@ class SwiftFormer(EfficientBackbone):
         frozen = [self.patch_embed, *self.network[:max(2 * self.frozen_stages - 1, 0)]]
         return frozen + [getattr(self, f'norm{2 * i}') for i in self.out_indices if i < self.frozen_stages]
 
-    def forward(self, x):
-        x = self.patch_embed(x)
-        outs = []
-        for i, stage in enumerate(self.stages):
-            if i > 0:
-                x = self.network[2 * i - 1](x)
-            x = self.run_blocks(stage, x)
-            if i in self.out_indices:
-                outs.append(getattr(self, f'norm{2 * i}')(x))
-            if i == self.out_indices[-1]:
-                break
-        return tuple(outs)
+    def downsample(self, i, x):
+        return self.network[2 * i - 1](x)
+
+    def stage_output(self, i, x):
+        return getattr(self, f'norm{2 * i}')(x)
+
+
+def swiftformer_from_timm(state_dict):
+    """timm 1.0 ``swiftformer_*`` names -> the SwiftFormer authors' names (the inverse of timm's
+    ``checkpoint_filter_fn``): ``stem`` -> ``patch_embed``, ``stages.i.blocks`` -> ``network.{2i}``,
+    ``stages.i.downsample`` -> ``network.{2i-1}``, ``attn.proj`` -> ``attn.Proj``, ``head_dist`` ->
+    ``dist_head``, ``layer_scale*.gamma`` -> ``layer_scale*`` of shape (C, 1, 1). Authors' keys pass
+    unchanged."""
+    def stage_key(m):
+        stage = int(m[1])
+        return f'network.{2 * stage if m[2] == "blocks" else 2 * stage - 1}.'
+
+    rules = [(r'^stem\.', 'patch_embed.'), (r'^head_dist\.', 'dist_head.'),
+             (r'\.attn\.proj\.', '.attn.Proj.'), (r'^stages\.(\d+)\.(blocks|downsample)\.', stage_key)]
+    out = {}
+    for key, value in rename_keys(state_dict, rules).items():
+        gamma = re.fullmatch(r'(.*\.layer_scale(?:_[12])?)\.gamma', key)
+        out[gamma[1] if gamma else key] = value.reshape(-1, 1, 1) if gamma else value
+    return out
+
+
+register_family(FamilySpec(
+    name='swiftformer', backbone=SwiftFormer, head='SwiftFormerClsHead',
+    signatures={'authors': 'network.0.0.dwconv.weight', 'timm': 'stages.0.blocks.0.dwconv.weight'},
+    backbone_modules=('patch_embed', 'network'),
+    classifier_modules={'norm': 'backbone.norm6', 'head': 'head.head', 'dist_head': 'head.dist_head'},
+    dense_only_keys=('norm0', 'norm2', 'norm4', 'norm6'),
+    timm_adapter=swiftformer_from_timm, timm_models={a: f'swiftformer_{a}' for a in SwiftFormer.arch_settings},
+    paper={('xs', 224): (3.5e6, 0.4e9), ('s', 224): (6.1e6, 1.0e9), ('l1', 224): (12.1e6, 1.6e9),
+           ('l3', 224): (26.5e6, 4.0e9)}))

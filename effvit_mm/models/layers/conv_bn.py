@@ -1,7 +1,7 @@
 """Conv-BN pairs and residual wrappers that fold into plain convolutions for deployment.
 
 ``fuse_conv_bn`` / ``fuse_bn_conv`` fold an eval-mode BatchNorm into the convolution after / before it;
-the families' modules call them from their ``fuse()`` methods, and :func:`switch_to_deploy` walks a
+the families' modules call them from their ``fuse()`` methods, and :func:`~.deploy.fuse` walks a
 model replacing every module that has ``fuse()`` by its result. Sub-module names of ``ConvBN``
 (``c``/``bn``) and ``Residual`` (``m``) follow the SHViT authors' checkpoints.
 """
@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
 
-from .fused import ConvAct, LinearAct, ResidualConv, fuse_activations
+from .fused import ConvAct, ResidualConv
 
 
 def bn_scale_shift(bn):
@@ -84,7 +84,7 @@ class Residual(nn.Module):
 
     @torch.no_grad()
     def fuse(self):
-        """Called after ``m`` is fused (``ConvBN`` -> ``Conv2d``, see :func:`switch_to_deploy`)."""
+        """Called after ``m`` is fused (``ConvBN`` -> ``Conv2d``, see :func:`~.deploy.fuse`)."""
         m = self.m
         if isinstance(m, nn.Conv2d) and m.groups == m.in_channels == m.out_channels and \
                 m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1):
@@ -93,36 +93,3 @@ class Residual(nn.Module):
         if isinstance(m, nn.Sequential) and isinstance(m[-1], (nn.Conv2d, ConvAct)):
             return ResidualConv(m)
         return self
-
-
-def switch_to_deploy(model):
-    """The inference form of ``model``, in place: every module that has ``fuse()`` is replaced by its
-    result (children first, so a parent fuses already-fused children), Conv2d + ReLU / GELU pairs of
-    Sequentials become fused :class:`ConvAct` s (and so do the remaining convs: a 1x1 conv runs as a
-    GEMM), ``nn.Linear`` s become :class:`LinearAct` s (oneDNN's GEMM on CPU), and parameters are made
-    channels-last (the layout the
-    fused CPU kernels and cuDNN's fast paths read; outputs of convolutions follow it).
-
-    Returns ``model`` (in eval mode). Outputs are unchanged up to float rounding; idempotent.
-    """
-    def fuse_children(module):
-        for name, child in module.named_children():
-            fuse_children(child)
-            if hasattr(child, 'fuse'):
-                child = child.fuse()
-            elif isinstance(child, nn.Linear):
-                child = LinearAct(child)
-            setattr(module, name, child)
-            if isinstance(child, nn.Sequential):
-                fuse_activations(child)
-
-    def remaining_convs(module):
-        for name, child in module.named_children():
-            if type(child) is nn.Conv2d and child.padding_mode == 'zeros' and not isinstance(child.padding, str):
-                setattr(module, name, ConvAct(child))
-            remaining_convs(child)
-
-    model.eval()
-    fuse_children(model)
-    remaining_convs(model)
-    return model.to(memory_format=torch.channels_last)

@@ -30,8 +30,9 @@ from .conv_bn import bn_scale_shift
 from .fused import LinearAct
 
 
-class DeformConv2dPack(nn.Module):
-    """Deformable convolution (v1) with bias that predicts its own offsets with ``conv_offset``.
+class OffsetDeformConv2d(nn.Module):
+    """Deformable convolution (v1) with bias that predicts its own offsets with ``conv_offset`` (the
+    parameters of mmcv's ``DeformConv2dPack``, which the authors use, computed by torchvision).
 
     (N, in_channels, H, W) -> (N, out_channels, (H - k) // stride + 1, (W - k) // stride + 1) for
     kernel ``k`` and no padding. ``conv_offset`` (one (dy, dx) pair per kernel tap, as torchvision,
@@ -63,7 +64,7 @@ def pad_to_kernel(x, kernel_size):
 
 
 class DTM(nn.Module):
-    """Deformable token merging: ``GELU(BN(DeformConv2dPack(x)))``, 2x2 stride 2, any H, W >= 1.
+    """Deformable token merging: ``GELU(BN(OffsetDeformConv2d(x)))``, 2x2 stride 2, any H, W >= 1.
 
     (N, C, H, W) -> (N, out_channels (default 2C), max(H // 2, 1), max(W // 2, 1)); an H or W of 1
     is zero-padded to 2 (module docstring).
@@ -72,7 +73,7 @@ class DTM(nn.Module):
     def __init__(self, in_channels, out_channels=None):
         super().__init__()
         out_channels = out_channels or 2 * in_channels
-        self.dconv = DeformConv2dPack(in_channels, out_channels, 2, 2)
+        self.dconv = OffsetDeformConv2d(in_channels, out_channels, 2, 2)
         self.norm_layer = nn.BatchNorm2d(out_channels)
         self.act_layer = nn.GELU()
 

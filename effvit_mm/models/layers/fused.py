@@ -1,12 +1,13 @@
-"""Deploy-mode convolutions and linear layers with their activation and residual add in one kernel.
+"""Convolutions and linear layers with their activation and residual add, the modules deploy mode
+leaves (:mod:`.deploy`).
 
-On CPU, ``ConvAct`` / ``LinearAct`` call oneDNN's fused kernels (``torch.ops.mkldnn._convolution_pointwise``
-/ ``_linear_pointwise``, the kernels torch.compile's CPU backend emits for the same patterns): the
-ReLU / GELU, or the residual add, is applied while the output tile is still in cache instead of in a
-second pass over memory (oneDNN's GEMM is also faster than ``addmm`` at these shapes). Elsewhere (CUDA,
-no oneDNN, or when autograd must record the ops, e.g. Grad-CAM on a deployed model, or while tracing /
-exporting / compiling) the same computation runs as ``F.conv2d`` / ``F.linear`` and element-wise ops.
-The two agree within float rounding.
+They compute with ``F.conv2d`` / ``F.linear`` and element-wise ops (portable: any device, exportable)
+until :func:`~.deploy.use_cpu_kernels` sets ``onednn``: then, on CPU, ``ConvAct`` / ``LinearAct`` call
+oneDNN's fused kernels (:mod:`.onednn`), which apply the ReLU / GELU, or the residual add, while the
+output tile is still in cache instead of in a second pass over memory (oneDNN's GEMM is also faster
+than ``addmm`` at these shapes). Where the kernels cannot serve (CUDA, no oneDNN, not float32, autograd
+recording the ops, e.g. Grad-CAM on a deployed model, or tracing / exporting / compiling) the plain ops
+run. The two agree within float rounding.
 
 :func:`fuse_activations` turns the Conv2d + ReLU / GELU pairs of an ``nn.Sequential`` into ``ConvAct`` s;
 :class:`ResidualConv` is ``x + body(x)`` with the add fused into ``body``'s last convolution.
@@ -15,18 +16,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .onednn import conv_pointwise, linear_pointwise, onednn_available
+
 __all__ = ['ConvAct', 'LinearAct', 'ResidualConv', 'fuse_activations', 'to_conv_act', 'to_linear_act']
 
 _ACTS = {nn.ReLU: 'relu', nn.GELU: 'gelu'}
 _EAGER_ACTS = {'relu': F.relu, 'gelu': F.gelu}
-_MKLDNN = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_convolution_pointwise')
-           and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
+_MKLDNN = onednn_available()
 
 
-def _use_onednn(x, weight):
-    """oneDNN's fused kernels: CPU float32, no autograd, not being traced / exported / compiled (those
-    see the plain ops, which exporters translate and compilers fuse themselves)."""
-    return (_MKLDNN and x.device.type == 'cpu' and x.dtype == torch.float32
+def _use_onednn(module, x):
+    """oneDNN's fused kernels: switched on (``module.onednn``), CPU float32, no autograd, not being traced /
+    exported / compiled (those see the plain ops, which exporters translate and compilers fuse themselves)."""
+    weight = module.weight
+    return (module.onednn and _MKLDNN and x.device.type == 'cpu' and x.dtype == torch.float32
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
 
@@ -41,11 +44,12 @@ class ConvAct(nn.Module):
     """``act(conv(x))``, or ``conv(x) + residual`` (no activation then), of an existing ``Conv2d``.
 
     Shapes: those of ``conv``; ``residual`` has the output's shape. ``act``: None, 'relu' or 'gelu'
-    (exact, erf-based, as ``nn.GELU()``).
+    (exact, erf-based, as ``nn.GELU()``). ``onednn``: run oneDNN's kernel on CPU (module docstring).
     """
 
-    def __init__(self, conv, act=None):
+    def __init__(self, conv, act=None, onednn=False):
         super().__init__()
+        self.onednn = onednn
         if conv.padding_mode != 'zeros' or isinstance(conv.padding, str):
             raise ValueError('ConvAct: only explicit zero padding is supported')
         self.weight = conv.weight
@@ -63,7 +67,7 @@ class ConvAct(nn.Module):
     def forward(self, x, residual=None):
         if residual is not None and self.act:
             raise ValueError('ConvAct: a residual add after an activation is not fused')
-        if not _use_onednn(x, self.weight):
+        if not _use_onednn(self, x):
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
             return _eager_tail(y, self.act, residual)
         if self.pointwise and x.is_contiguous(memory_format=torch.channels_last):
@@ -71,21 +75,18 @@ class ConvAct(nn.Module):
             # runs it 10-20% faster than its convolution at these models' shapes
             rows = x.permute(0, 2, 3, 1)
             res = residual.permute(0, 2, 3, 1) if residual is not None else None
-            return LinearAct.fused(rows, self.weight.flatten(1), self.bias, self.act, res).permute(0, 3, 1, 2)
-        geometry = (self.padding, self.stride, self.dilation, self.groups)
-        op = torch.ops.mkldnn._convolution_pointwise
-        if residual is None:
-            return op(x, self.weight, self.bias, *geometry, self.act or 'none', [], 'none')
-        return op.binary(x, residual, self.weight, self.bias, *geometry, 'add', 1.0, None, [], None)
+            return linear_pointwise(rows, self.weight.flatten(1), self.bias, self.act, res).permute(0, 3, 1, 2)
+        return conv_pointwise(x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups,
+                              self.act, residual)
 
 
 class LinearAct(nn.Module):
     """``act(linear(x))``, or ``linear(x) + residual``, of an existing ``nn.Linear``; (..., in) -> (..., out).
-    ``act``: None, 'relu' or 'gelu' (exact)."""
+    ``act``: None, 'relu' or 'gelu' (exact); ``onednn``: as :class:`ConvAct`."""
 
-    def __init__(self, linear, act=None):
+    def __init__(self, linear, act=None, onednn=False):
         super().__init__()
-        self.weight, self.bias, self.act = linear.weight, linear.bias, act
+        self.weight, self.bias, self.act, self.onednn = linear.weight, linear.bias, act, onednn
 
     def extra_repr(self):
         return f'in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}, act={self.act}'
@@ -93,17 +94,9 @@ class LinearAct(nn.Module):
     def forward(self, x, residual=None):
         if residual is not None and self.act:
             raise ValueError('LinearAct: a residual add after an activation is not fused')
-        if not _use_onednn(x, self.weight):
+        if not _use_onednn(self, x):
             return _eager_tail(F.linear(x, self.weight, self.bias), self.act, residual)
-        return self.fused(x, self.weight, self.bias, self.act, residual)
-
-    @staticmethod
-    def fused(x, weight, bias, act, residual):
-        """oneDNN's ``act(x @ weight^T + bias)`` or ``x @ weight^T + bias + residual``."""
-        op = torch.ops.mkldnn._linear_pointwise
-        if residual is None:
-            return op(x, weight, bias, act or 'none', [], 'none')
-        return op.binary(x, residual, weight, bias, 'add')
+        return linear_pointwise(x, self.weight, self.bias, self.act, residual)
 
 
 def to_linear_act(module):

@@ -1,17 +1,12 @@
-import json
-from pathlib import Path
-
 import pytest
 import timm
 import torch
 import torch.nn as nn
 from timm.layers import DropPath
 
-from effvit_mm.checkpoint import CheckpointMismatchError, swiftformer_from_timm
-from effvit_mm.models.backbones.swiftformer import SwiftFormer, SwiftFormerEncoder
-from random_weights import randomise_
+from effvit_mm.checkpoint import CheckpointMismatchError
+from effvit_mm.models.backbones.swiftformer import SwiftFormer, SwiftFormerEncoder, swiftformer_from_timm
 
-DATA = Path(__file__).parents[1] / 'data'
 ARCHS = ['xs', 's', 'l1', 'l3']
 # Authors' code, classifier with the distillation head (random weights): parameters.
 PARAMS = {'xs': 3.47e6, 's': 6.09e6, 'l1': 12.05e6, 'l3': 28.5e6}
@@ -39,10 +34,10 @@ def pretrained(arch, path, **kwargs):
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_params_and_same_outputs_as_timm(arch, tmp_path):
+def test_params_and_same_outputs_as_timm(arch, tmp_path, randomise):
     params = sum(p.numel() for p in Classifier(arch).parameters())
     assert abs(params / PARAMS[arch] - 1) < 0.01, params
-    reference = randomise_(timm.create_model(f'swiftformer_{arch}'))
+    reference = randomise(timm.create_model(f'swiftformer_{arch}'))
     assert params == sum(p.numel() for p in reference.parameters())
 
     path = tmp_path / 'timm.pth'
@@ -95,10 +90,10 @@ def test_timm_adapter_is_idempotent():
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_official_layout_loads(arch, tmp_path):
+def test_official_layout_loads(arch, tmp_path, official_keys):
     """Key names/shapes of the authors' classification and dense models
     (tests/data/swiftformer_official_keys.json, listed from the authors' code) load strictly."""
-    official = json.loads((DATA / 'swiftformer_official_keys.json').read_text())[arch]
+    official = official_keys('swiftformer')[arch]
     g = torch.Generator().manual_seed(1)
     for layout, prefix in (('cls', 'module.'), ('dense', '')):
         state = {f'{prefix}{k}': torch.randn(shape, generator=g) for k, shape in official[layout].items()}
@@ -106,7 +101,7 @@ def test_official_layout_loads(arch, tmp_path):
         torch.save({'model': state, 'epoch': 299}, path)
         own = pretrained(arch, path).state_dict()
         loaded = {k for k in official[layout] if not k.startswith(('norm.', 'head', 'dist_head'))}
-        norms = {k for k in own if k.startswith(SwiftFormer.dense_only_keys)}
+        norms = {k for k in own if k.startswith(SwiftFormer.family.dense_only_keys)}
         assert loaded == set(own) - (norms if layout == 'cls' else set())
         for k in loaded - {k for k in loaded if 'num_batches' in k}:
             assert torch.equal(own[k], state[f'{prefix}{k}']), k

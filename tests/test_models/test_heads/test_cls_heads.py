@@ -1,7 +1,5 @@
 import copy
-import json
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 import timm
@@ -17,11 +15,10 @@ from effvit_mm.convert import to_mmpretrain
 from effvit_mm.models.backbones import LITv2, SHViT, SwiftFormer
 from effvit_mm.models.classifiers import DistilledImageClassifier
 from effvit_mm.models.heads import LITv2ClsHead, SHViTClsHead, SwiftFormerClsHead
-from random_weights import randomise_
+from effvit_mm.safe_load import safe_load
 
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # see tests/conftest.py
 
-DATA = Path(__file__).parents[1] / 'data'
 NUM_CLASSES = 1000
 # family -> (arch, backbone class, last stage index, head class, the authors' classifier modules)
 FAMILIES = {
@@ -64,8 +61,8 @@ class AuthorsLayout(nn.Module):
         return sum(getattr(self, name)(x) for name in self.heads) / len(self.heads)
 
 
-def official_cls_keys(family, arch):
-    keys = json.loads((DATA / f'{family}_official_keys.json').read_text())[arch]
+def official_cls_keys(official_keys, family, arch):
+    keys = official_keys(family)[arch]
     return keys if family == 'shvit' else keys['cls']
 
 
@@ -86,20 +83,20 @@ def check_logits(reference, state_dict, cfg, size=64):
 
 
 @pytest.mark.parametrize('family', list(FAMILIES))
-def test_authors_checkpoint_gives_authors_logits(family, tmp_path):
-    authors = randomise_(AuthorsLayout(family))
+def test_authors_checkpoint_gives_authors_logits(family, tmp_path, randomise, official_keys):
+    authors = randomise(AuthorsLayout(family))
     arch = FAMILIES[family][0]
-    official = official_cls_keys(family, arch)
+    official = official_cls_keys(official_keys, family, arch)
     assert {k: list(v.shape) for k, v in authors.state_dict().items()} == official  # their names and shapes
     path = tmp_path / 'release.pth'
     torch.save({'model': authors.state_dict()}, path)  # as the authors release them
-    state_dict = extract_state_dict(torch.load(path, weights_only=True))
+    state_dict = extract_state_dict(safe_load(path))
     check_logits(authors, state_dict, model_cfg(family))
 
 
 @pytest.mark.parametrize('family', ['shvit', 'swiftformer'])
-def test_timm_checkpoint_gives_timm_logits(family):
-    reference = randomise_(timm.create_model(f'{family}_{FAMILIES[family][0]}'))
+def test_timm_checkpoint_gives_timm_logits(family, randomise):
+    reference = randomise(timm.create_model(f'{family}_{FAMILIES[family][0]}'))
     check_logits(reference, reference.state_dict(), model_cfg(family), size=96)
 
 
@@ -121,8 +118,8 @@ def test_heads_shapes_init_and_errors():
 
 
 @pytest.fixture(scope='module')
-def teacher_file(tmp_path_factory):
-    teacher = randomise_(timm.create_model('resnet10t', num_classes=1000), seed=3)
+def teacher_file(tmp_path_factory, randomise):
+    teacher = randomise(timm.create_model('resnet10t', num_classes=1000), seed=3)
     path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
     torch.save({'model': teacher.state_dict()}, path)  # DeiT's layout of regnety_160
     return path, teacher

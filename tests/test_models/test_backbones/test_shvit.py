@@ -1,21 +1,17 @@
-import json
-from pathlib import Path
-
 import pytest
 import timm
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-from effvit_mm.checkpoint import CheckpointMismatchError, shvit_from_timm
+from effvit_mm.checkpoint import CheckpointMismatchError
 from effvit_mm.models import SHViT
-from random_weights import randomise_
+from effvit_mm.models.backbones.shvit import shvit_from_timm
 
-DATA = Path(__file__).parents[1] / 'data'
 ARCHS = ['s1', 's2', 's3', 's4']
 # Authors' code (random weights, BN + linear head): parameters; paper table: MACs.
 PARAMS = {'s1': 6.33e6, 's2': 11.48e6, 's3': 14.25e6, 's4': 16.59e6}
-MACS = {'s1': 241e6, 's2': 366e6, 's3': 601e6, 's4': 986e6}
+MACS = {arch: macs for (arch, _), (_, macs) in SHViT.family.paper.items()}
 RES = {'s1': 224, 's2': 224, 's3': 224, 's4': 256}
 
 
@@ -49,8 +45,8 @@ def test_shapes_params_flops(arch):
 
 
 @pytest.mark.parametrize('arch', ['s1', 's4'])
-def test_same_outputs_as_timm(arch, tmp_path):
-    reference = randomise_(timm.create_model(f'shvit_{arch}'))
+def test_same_outputs_as_timm(arch, tmp_path, randomise):
+    reference = randomise(timm.create_model(f'shvit_{arch}'))
     path = tmp_path / 'timm.pth'
     torch.save(reference.state_dict(), path)
     ours = SHViT(arch, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
@@ -71,10 +67,10 @@ def test_timm_adapter_is_idempotent():
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_official_layout_loads(arch, tmp_path):
+def test_official_layout_loads(arch, tmp_path, official_keys):
     """Key names/shapes of the authors' released checkpoints (tests/data/shvit_official_keys.json,
     listed from the authors' model code) load with zero missing keys, heads ignored."""
-    official = json.loads((DATA / 'shvit_official_keys.json').read_text())[arch]
+    official = official_keys('shvit')[arch]
     g = torch.Generator().manual_seed(1)
     state = {f'module.{k}': torch.randn(shape, generator=g) for k, shape in official.items()}
     path = tmp_path / f'shvit_{arch}.pth'

@@ -1,6 +1,4 @@
-import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +10,6 @@ from effvit_mm.checkpoint import CheckpointMismatchError
 from effvit_mm.models.backbones.litv2 import HiLo, LITv2
 from effvit_mm.models.layers.dtm import DTM
 
-DATA = Path(__file__).parents[1] / 'data'
-OFFICIAL = json.loads((DATA / 'litv2_official_keys.json').read_text())
 # Parameters of the classifiers in the authors' code (paper: 28M / 49M / 87M).
 PARAMS = {'s': 27_844_000, 'm': 48_830_368, 'b': 86_520_704}
 # Small enough to be fast; stage 2 has both Hi-Fi (1 head) and Lo-Fi (3 heads), stage 3 plain MHSA.
@@ -27,17 +23,18 @@ def pretrained(path, arch='s', **kwargs):
 
 
 @pytest.mark.parametrize('arch', ['s', 'm', 'b'])
-def test_official_layout_params_and_shapes(arch):
+def test_official_layout_params_and_shapes(arch, official_keys):
     """Names and shapes equal the authors' mmdet backbone and, with ``norm3`` as the final ``norm``
     plus the head, their classifier (tests/data/litv2_official_keys.json, listed from their code)."""
+    official = official_keys('litv2')
     model = LITv2(arch).eval()
     own = {k: list(v.shape) for k, v in model.state_dict().items()}
-    assert own == OFFICIAL[arch]['dense']
+    assert own == official[arch]['dense']
     dim = model.num_features[-1]
     cls = {re.sub(r'^norm3\.', 'norm.', k): s for k, s in own.items()
            if not k.startswith(('norm1.', 'norm2.'))}
     cls.update({'head.weight': [1000, dim], 'head.bias': [1000]})
-    assert cls == OFFICIAL[arch]['cls']
+    assert cls == official[arch]['cls']
     params = sum(p.numel() for k, p in model.named_parameters() if not k.startswith(('norm1.', 'norm2.')))
     assert params + dim * 1000 + 1000 == PARAMS[arch]
 
@@ -131,12 +128,13 @@ def test_hilo_equals_token_reference():
     assert (mhsa(x).reshape(35, 16) - expected).abs().max() < 1e-5
 
 
-def test_official_checkpoints_load(tmp_path):
+def test_official_checkpoints_load(tmp_path, official_keys):
     """The authors' ``litv2_s.pth`` layout loads with only the output norms missing (``norm`` and
     ``head`` ignored); a detector of theirs (``backbone.`` + neck keys) loads with none missing."""
+    official = official_keys('litv2')
     g = torch.Generator().manual_seed(1)
     for layout in ('cls', 'dense'):
-        state = {k: torch.randn(s, generator=g) for k, s in OFFICIAL['s'][layout].items()}
+        state = {k: torch.randn(s, generator=g) for k, s in official['s'][layout].items()}
         if layout == 'cls':
             checkpoint = {'model': state}
         else:

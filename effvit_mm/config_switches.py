@@ -1,54 +1,16 @@
-"""What the tools need beyond mmengine on torch 2.14: safe checkpoint loading, CPU distributed
-launches, early checks of config and data paths, and the per-codebase switches of ``--show-dir``,
-``--out`` and ``--amp``."""
-import argparse
+"""The tools' config switches: a config read as the tools read it, early one-line checks (data roots,
+pretrained files, the device of mixed precision, a ``load_from`` that does not fit), and what
+``--amp``, ``--auto-scale-lr``, ``--show-dir``, ``--out`` and ``--tta`` change in each codebase's config."""
 import functools
 import os
 import os.path as osp
-import pickle
-import subprocess
 
-import numpy as np
 import torch
-import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import BaseDataset
-from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
-from mmengine.registry import MODEL_WRAPPERS, RUNNERS
-from mmengine.runner import Runner
 
-from .checkpoint import CheckpointFileError, CheckpointMismatchError, translate_load_errors
-
-# numpy dtype codes of the arrays and scalars a checkpoint may hold: bool, integers, floats,
-# complex numbers, bytes and str (no object dtype).
-_NUMPY_DTYPE_CODES = '?bBhHiIlLqQefdgFDGSU'
-
-
-def _history_buffer_method(owner, name):
-    """Stand-in for ``builtins.getattr`` in torch's ``weights_only`` unpickler. mmengine pickles
-    each ``HistoryBuffer`` with its statistics functions, referenced as ``getattr(HistoryBuffer,
-    'mean')``; exactly those four references are resolved, any other ``getattr`` is refused."""
-    if owner is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
-        return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(f'refusing getattr({owner!r}, {name!r}) in a checkpoint')
-
-
-def register_safe_globals():
-    """Allow-list for torch's ``weights_only`` unpickler (the default of ``torch.load``) the data
-    classes of mmengine's own checkpoints (message hub), numpy arrays and scalars (numpy 1 and 2
-    names) and argparse namespaces (the ``args`` of timm / DeiT-style checkpoints), so that
-    ``--resume`` and ``load_from`` work without switching that protection off; a file it refuses, or
-    cannot read, raises a one-line ``CheckpointFileError`` (:func:`translate_load_errors`). Idempotent."""
-    translate_load_errors()
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    numpy_functions = [(getattr(multiarray, fn), f'{module}.multiarray.{fn}')
-                       for fn in ('_reconstruct', 'scalar') for module in ('numpy.core', 'numpy._core')]
-    torch.serialization.add_safe_globals([
-        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
-        np.ndarray, np.dtype, *{type(np.dtype(code)) for code in _NUMPY_DTYPE_CODES}, *numpy_functions,
-        argparse.Namespace,
-    ])
+from .checkpoint import CheckpointMismatchError
+from .safe_load import CheckpointFileError
 
 
 def load_config(path, work_dir=None, cfg_options=None, launcher='none'):
@@ -220,57 +182,3 @@ def enable_tta(cfg):
         raise ValueError('--tta needs tta_model and tta_pipeline in the config')
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-
-
-@MODEL_WRAPPERS.register_module()
-class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` for gloo on CPU: SyncBN layers, which have no CPU kernel,
-    become BatchNorm (statistics per process)."""
-
-    def __init__(self, module, **kwargs):
-        super().__init__(module=revert_sync_batchnorm(module), **kwargs)
-
-
-def setup_cpu_distributed(cfg, launcher):
-    """On a machine without CUDA, start a gloo process group from torchrun's, slurm's or Open
-    MPI's environment, so that mmengine skips its CUDA-only ``init_dist``, and wrap the model in
-    ``CPUDistributedDataParallel`` (no device ids, SyncBN reverted), keeping the options of the
-    config's ``MMDistributedDataParallel`` if it sets one; other wrapper types are left as they are.
-    With CUDA, or ``launcher='none'``, nothing changes."""
-    if launcher == 'none' or torch.cuda.is_available() or dist.is_initialized():
-        return
-    env = os.environ
-    if launcher == 'slurm':
-        if 'MASTER_ADDR' not in env:  # the first node of the job
-            env['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {env["SLURM_NODELIST"]} | head -n1')
-        env.update(RANK=env['SLURM_PROCID'], WORLD_SIZE=env['SLURM_NTASKS'],
-                   LOCAL_RANK=env.get('SLURM_LOCALID', '0'))
-    elif launcher == 'mpi':
-        env.update(RANK=env['OMPI_COMM_WORLD_RANK'], WORLD_SIZE=env['OMPI_COMM_WORLD_SIZE'],
-                   LOCAL_RANK=env['OMPI_COMM_WORLD_LOCAL_RANK'])
-    env.setdefault('MASTER_ADDR', '127.0.0.1')
-    env.setdefault('MASTER_PORT', '29500')
-    dist.init_process_group('gloo', rank=int(env['RANK']), world_size=int(env['WORLD_SIZE']))
-    cfg.pop('sync_bn', None)  # no SyncBN conversion on CPU
-    wrapper = cfg.get('model_wrapper_cfg') or dict(  # mmengine's defaults
-        broadcast_buffers=False, find_unused_parameters=cfg.get('find_unused_parameters', False))
-    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
-        wrapper.update(type='CPUDistributedDataParallel', device_ids=None)
-    cfg.model_wrapper_cfg = wrapper
-
-
-def run(cfg, mode):
-    """Build the config's runner (``runner_type``, default mmengine's), set up for CPU-only
-    launches, and run ``mode`` ('train' or 'test'). The process group is closed at the end, after a
-    barrier: a gloo rank that tears its connections down while another still talks to it, or exits
-    with the group open, can abort ("terminate called without an active exception")."""
-    setup_cpu_distributed(cfg, cfg.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    try:
-        result = getattr(runner, mode)()
-        if dist.is_initialized():
-            dist.barrier()  # every rank done before any closes its connections
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return result

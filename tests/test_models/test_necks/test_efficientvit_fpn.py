@@ -3,16 +3,6 @@ import torch
 
 from effvit_mm.models import EfficientViTFPN
 
-# The authors' neck (SHViT downstream/efficientvit_fpn.py, mmdet 2.25): parameter names as listed
-# from their code for the two SHViT-S4 detection configs.
-AUTHORS_KEYS = {
-    'mask_rcnn': [f'{m}.{i}.conv.{p}' for m, n in (('lateral_convs', 3), ('fpn_convs', 3),
-                                                   ('extra_trans_convs', 2), ('extra_fpn_convs', 2))
-                  for i in range(n) for p in ('weight', 'bias')],
-    'retinanet': [f'{m}.{i}.conv.{p}' for m, n in (('lateral_convs', 3), ('fpn_convs', 4),
-                                                   ('extra_trans_convs', 1), ('extra_fpn_convs', 1))
-                  for i in range(n) for p in ('weight', 'bias')],
-}
 CFGS = {
     'mask_rcnn': dict(num_outs=5, num_extra_trans_convs=2),
     'retinanet': dict(num_outs=5, num_extra_trans_convs=1, add_extra_convs='on_input'),
@@ -20,9 +10,10 @@ CFGS = {
 
 
 @pytest.mark.parametrize('kind,strides', [('mask_rcnn', [4, 8, 16, 32, 64]), ('retinanet', [8, 16, 32, 64, 128])])
-def test_levels_and_names(kind, strides):
+def test_levels_and_names(kind, strides, fpn_authors_keys):
+    """Our neck's parameter names are the authors' (``fpn_authors_keys``, tests/conftest.py)."""
     neck = EfficientViTFPN([224, 336, 448], 256, **CFGS[kind])
-    assert sorted(neck.state_dict()) == sorted(AUTHORS_KEYS[kind])
+    assert sorted(neck.state_dict()) == sorted(fpn_authors_keys[kind])
     h, w = 256, 320
     feats = [torch.rand(1, c, h // s, w // s) for c, s in zip([224, 336, 448], [16, 32, 64])]
     outs = neck(feats)
