@@ -6,6 +6,12 @@ import os
 import os.path as osp
 
 
+def split_params(version, num_train, num_val, **params):
+    """(the parameters a set is generated with, ``{'train': num_train, 'val': num_val}``) of a set with
+    a train and a val split."""
+    return dict(version=version, num_train=num_train, num_val=num_val, **params), dict(train=num_train, val=num_val)
+
+
 def reuse_or_reset(meta_file, params, expected_files, clear):
     """The saved summary if ``meta_file`` was written with ``params`` and every path of
     ``expected_files()`` exists. Otherwise None; if an earlier generated set is there (its meta file),

@@ -33,7 +33,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from .generation import remove_numbered, reuse_or_reset, save_summary
+from .generation import remove_numbered, reuse_or_reset, save_summary, split_params
 
 CLASSES = ('background', 'red_flat', 'green_hstripes', 'blue_vstripes', 'yellow_checks', 'magenta_dots',
            'cyan_diagonal', 'orange_flat')
@@ -113,9 +113,8 @@ def make_ade20k(root, num_train=64, num_val=16, size=(128, 96), num_classes=4, s
     other parameters is replaced. Returns a dict: root, classes, palette, image counts, size."""
     _check_args(num_train, num_val, size, num_classes)
     width, height = map(int, size)
-    params = dict(version=FORMAT_VERSION, num_train=num_train, num_val=num_val, size=[width, height],
-                  num_classes=num_classes, seed=seed)
-    counts = dict(train=num_train, val=num_val)
+    params, counts = split_params(FORMAT_VERSION, num_train, num_val, size=[width, height], num_classes=num_classes,
+                                  seed=seed)
     meta_file = osp.join(root, 'meta.json')
     dirs = [osp.join(root, top, sub) for sub in SPLITS.values() for top in ('images', 'annotations')]
 

@@ -19,7 +19,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from .generation import remove_numbered, reuse_or_reset, save_summary
+from .generation import remove_numbered, reuse_or_reset, save_summary, split_params
 
 CLASSES = ('rectangle', 'ellipse', 'triangle')
 COLOURS = ((220, 40, 40), (40, 200, 60), (50, 80, 230))  # RGB, one per class
@@ -134,9 +134,8 @@ def make_coco(root, num_train=64, num_val=16, img_size=(320, 256), seed=0, max_o
     """
     _check_args(num_train, num_val, img_size, max_objects)
     width, height = map(int, img_size)
-    params = dict(version=FORMAT_VERSION, num_train=num_train, num_val=num_val, img_size=[width, height],
-                  seed=seed, max_objects=max_objects)
-    counts = dict(train=num_train, val=num_val)
+    params, counts = split_params(FORMAT_VERSION, num_train, num_val, img_size=[width, height], seed=seed,
+                                  max_objects=max_objects)
     meta_file = osp.join(root, 'meta.json')
 
     def expected():

@@ -224,3 +224,14 @@ def test_with_cp_same_outputs_and_gradients():
         assert torch.allclose(a, b, atol=1e-6)
     for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
         assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_stages_after_the_last_output_do_not_run():
+    """The stage loop stops at the last requested output: no DTM or block after it runs."""
+    model = LITv2(TINY, out_indices=(1, )).eval()
+    calls = []
+    for module in (model.layers[1].downsample, model.layers[2].blocks[0], model.layers[3].blocks[0]):
+        module.register_forward_pre_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert len(outs) == 1 and outs[0].shape[1:] == (TINY['embed_dims'][1], 8, 8) and calls == []

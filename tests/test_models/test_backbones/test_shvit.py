@@ -133,3 +133,13 @@ def test_odd_sizes():
     with torch.no_grad():
         feats = SHViT('s1').eval()(torch.randn(2, 3, 131, 97))
     assert [tuple(f.shape) for f in feats] == [(2, 128, 9, 7), (2, 224, 5, 4), (2, 320, 3, 2)]
+
+
+def test_every_stage_of_the_arch_runs():
+    """An arch dict may give a fourth stage: ``blocks4`` is built and run (stride 128)."""
+    arch = dict(embed_dims=[16, 24, 32, 40], depths=[1, 1, 1, 1], partial_dims=[4, 6, 8, 10], qk_dims=[8] * 4,
+                block_types=['i', 's', 's', 's'])
+    model = SHViT(arch, out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 256, 256))
+    assert [tuple(o.shape[1:]) for o in outs] == [(16, 16, 16), (24, 8, 8), (32, 4, 4), (40, 2, 2)]
