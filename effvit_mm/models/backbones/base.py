@@ -124,7 +124,8 @@ class EfficientBackbone(BaseModule):
         return x
 
     def switch_to_deploy(self):
-        """Fold Conv-BN pairs (and residual identities) into plain convs, in place; eval only."""
+        """Deploy mode in place (:mod:`effvit_mm.models.layers.deploy`: the portable ``fuse``, then the
+        CPU kernels on a CPU model); eval only."""
         return switch_to_deploy(self)
 
     def init_weights(self):
