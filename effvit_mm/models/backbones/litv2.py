@@ -80,13 +80,20 @@ class HiLo(nn.Module):
         out = out.reshape(B, hg, wg, self.h_heads, ws, ws, -1).permute(0, 1, 4, 2, 5, 3, 6)
         return self.h_proj(out.reshape(B, H, W, -1))
 
-    def lofi(self, x):
-        """(N, H, W, C), H and W multiples of ws -> (N, H, W, l_dim): attention to pooled keys."""
+    def _lofi_qkv(self, x):
+        """(N, H, W, C), H and W multiples of ws -> Lo-Fi queries (N, heads, H*W, d), keys and values of
+        the ``ws x ws`` average-pooled map (N, heads, h*w, d), and (h, w)."""
         B, H, W, C = x.shape
         q = self.l_q(x).reshape(B, H * W, self.l_heads, -1).transpose(1, 2)
         if self.ws > 1:
             x = F.avg_pool2d(x.permute(0, 3, 1, 2), self.ws).permute(0, 2, 3, 1)
         k, v = self.l_kv(x).reshape(B, -1, 2, self.l_heads, q.shape[-1]).permute(2, 0, 3, 1, 4)
+        return q, k, v, tuple(x.shape[1:3])
+
+    def lofi(self, x):
+        """(N, H, W, C), H and W multiples of ws -> (N, H, W, l_dim): attention to pooled keys."""
+        B, H, W, _ = x.shape
+        q, k, v, _ = self._lofi_qkv(x)
         out = F.scaled_dot_product_attention(q, k, v, scale=self.scale).transpose(1, 2)
         return self.l_proj(out.reshape(B, H, W, -1))
 
@@ -108,14 +115,11 @@ class HiLo(nn.Module):
         (N, heads, h*w, d), (Hp, Wp), (h, w), (H, W))``; None without Lo-Fi heads."""
         if not self.l_heads:
             return None
-        B, H, W, _ = x.shape
+        _, H, W, _ = x.shape
         x = F.pad(x, (0, 0, 0, -W % self.ws, 0, -H % self.ws))
-        Hp, Wp = x.shape[1:3]
-        q = self.l_q(x).reshape(B, Hp * Wp, self.l_heads, -1).transpose(1, 2)
-        pooled = F.avg_pool2d(x.permute(0, 3, 1, 2), self.ws).permute(0, 2, 3, 1)
-        k, v = self.l_kv(pooled).reshape(B, -1, 2, self.l_heads, q.shape[-1]).permute(2, 0, 3, 1, 4)
+        q, k, v, key_hw = self._lofi_qkv(x)
         probs = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
-        return probs, v, (Hp, Wp), tuple(pooled.shape[1:3]), (H, W)
+        return probs, v, tuple(x.shape[1:3]), key_hw, (H, W)
 
 
 class ConvFFN(nn.Module):
