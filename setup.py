@@ -26,7 +26,7 @@ setup(
     install_requires=[
         'torch>=2.11,<2.15', 'torchvision>=0.26,<0.30', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
-        'pycocotools', 'setuptools<81',
+        'pycocotools', 'setuptools<81', 'model-index',  # model-index: mmpretrain's metafile reader
     ],
     # Optional tools: onnx (tools/export_onnx.py), coreml (tools/export_coreml.py), cam (tools/vis_cam.py);
     # `all` is the three. tools/install.sh installs every extra (tools/requirements*.txt); torchattacks

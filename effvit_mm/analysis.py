@@ -6,10 +6,11 @@ linear layers; element-wise ops, norms and the bilinear sampling of the deformab
 from collections import Counter
 from math import prod
 
+import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
-__all__ = ['flop_analyzer']
+__all__ = ['count', 'flop_analyzer']
 
 
 def deform_conv2d_flop_jit(inputs, outputs):
@@ -32,3 +33,12 @@ def flop_analyzer(model, inputs):
         'torchvision::deform_conv2d': deform_conv2d_flop_jit,
         'aten::scaled_dot_product_attention': sdpa_flop_jit,
     })
+
+
+def count(target):
+    """``(multiply-adds, parameters)`` of a built :class:`~effvit_mm.targets.Target` at its input shape,
+    as ``tools/get_flops.py`` reports them (the parameters of ``target.counted``)."""
+    analyzer = flop_analyzer(target.module, torch.zeros(1, 3, *target.shape))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return int(analyzer.total()), sum(p.numel() for p in target.counted.parameters())

@@ -2,7 +2,6 @@
 pretrained files, the device of mixed precision, a ``load_from`` that does not fit), and what
 ``--amp``, ``--auto-scale-lr``, ``--show-dir``, ``--out`` and ``--tta`` change in each codebase's config."""
 import functools
-import os
 import os.path as osp
 
 import torch
@@ -10,14 +9,15 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dataset import BaseDataset
 
 from .checkpoint import CheckpointMismatchError
+from .model_zoo import resolve_config
 from .safe_load import CheckpointFileError
 
 
 def load_config(path, work_dir=None, cfg_options=None, launcher='none'):
     """Read a config the way the tools do: ``--cfg-options`` merged, the launcher set, and the work
-    dir from the command line, the config, or ``work_dirs/<config name>``."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config {path} not found (relative paths start at {os.getcwd()})')
+    dir from the command line, the config, or ``work_dirs/<config name>``. ``path``: a config file or a
+    model-zoo name (:func:`effvit_mm.model_zoo.resolve_config`)."""
+    path = resolve_config(path)
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options:

@@ -1,6 +1,7 @@
 """What the tools run, built in one place: export (ONNX, Core ML), benchmark, FLOPs and the insight tools.
 
-A target is a config file or a ``family:arch`` spec (``shvit:s4``, any registered family):
+A target is a config file, a model-zoo name (:mod:`effvit_mm.model_zoo`: its config) or a ``family:arch``
+spec (``shvit:s4``, any registered family):
 
 - an mmpretrain classifier config -> the classifier's logits at the test crop;
 - an mmdet / mmseg config -> backbone + neck (``extract_feat``) at :data:`DENSE_SHAPE`;
@@ -20,6 +21,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 from .checkpoint import load_model_checkpoint
+from .model_zoo import resolve_config
 from .models.family import families, get_family
 from .models.layers import fuse
 
@@ -171,20 +173,20 @@ class Target:
         return nn.ModuleList([self.model.backbone, self.model.neck]) if self.kind == 'dense' else self.model
 
 
-def build_target(target, checkpoint=None, partial=False, deploy=False, cfg_options=None, warn=True):
-    """The :class:`Target` of a config path or ``family:arch`` spec (module docstring).
+def build_target(target, checkpoint=None, partial=False, deploy=False, cfg_options=None, warn=True, shape=None):
+    """The :class:`Target` of a config path, model-zoo name or ``family:arch`` spec (module docstring).
 
     ``deploy``: the backbone in its portable deploy form (:func:`~effvit_mm.models.layers.fuse`, as
     exporters want it); ``cfg_options``: overrides merged into the config; ``warn``: a warning when no
-    ``checkpoint`` is given (random weights)."""
+    ``checkpoint`` is given (random weights); ``shape``: the input (H, W) instead of the default."""
     if parse_spec(target):
         model = build_backbone(target, checkpoint, partial)
         built = Target(model, (224, 224), 'backbone', model)
     else:
-        if not osp.isfile(target):
+        if not osp.isfile(target) and ':' in target:
             raise FileNotFoundError(f"'{target}' is neither a family:arch spec "
                                     f"({', '.join(f.name + ':ARCH' for f in families())}) nor a config file")
-        cfg = Config.fromfile(target)
+        cfg = Config.fromfile(resolve_config(target))
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
         model = build_model(cfg, checkpoint, partial)
@@ -197,6 +199,5 @@ def build_target(target, checkpoint=None, partial=False, deploy=False, cfg_optio
         warnings.warn(f'no checkpoint: {target} runs with random weights', stacklevel=2)
     if deploy:
         fuse(built.backbone)
-    if built.shape is None:
-        built.shape = test_crop(built.cfg)
+    built.shape = shape or built.shape or test_crop(built.cfg)
     return built

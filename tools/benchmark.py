@@ -47,7 +47,8 @@ PRESETS = {
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('models', nargs='+', help='family:arch (shvit:s4, swiftformer:l1, litv2:s) or config files')
+    p.add_argument('models', nargs='+',
+                   help='family:arch (shvit:s4, swiftformer:l1, litv2:s), config files or model-zoo names')
     p.add_argument('--features', action='store_true', help='time the backbones only (last stage)')
     p.add_argument('--modes', nargs='+', default=['eval', 'deploy'], choices=['eval', 'deploy'])
     p.add_argument('--timm', action='store_true', help="add timm's model of each SHViT / SwiftFormer variant")

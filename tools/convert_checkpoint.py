@@ -2,11 +2,15 @@
 one of ours) into an mmpretrain ``ImageClassifier`` checkpoint or a backbone-only file.
 
     python tools/convert_checkpoint.py SRC DST [--family shvit|swiftformer|litv2] [--to mmpretrain|backbone]
+                                       [--model NAME_OR_CONFIG]
 
 ``--to mmpretrain`` (default): for ``load_from`` / ``tools/test.py`` with our classification configs.
 ``--to backbone``: for ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` of the backbone (e.g. the
 detection configs); the classifier and its final norm are left out. The family is detected when
-``--family`` is absent; given, a file of another family is an error. See :mod:`effvit_mm.convert`.
+``--family`` is absent; given, a file of another family is an error. ``--model``: a model-zoo name or a
+config that the output is for (``python tools/model_zoo.py show NAME`` gives the command): ``--to``
+follows from it (a classifier: mmpretrain, a detector / segmentor: backbone) and the written file is
+loaded into that model strictly, so that a file of another variant fails here. See :mod:`effvit_mm.convert`.
 """
 import argparse
 import os
@@ -16,9 +20,10 @@ import torch
 from mmengine.runner import CheckpointLoader
 
 import effvit_mm  # noqa: F401  (its weights_only allow-list)
-from effvit_mm.checkpoint import extract_state_dict
+from effvit_mm.checkpoint import extract_state_dict, load_model_checkpoint
 from effvit_mm.convert import describe, detect, to_backbone, to_mmpretrain
 from effvit_mm.models.family import families
+from effvit_mm.targets import build_target
 
 
 def parse_args():
@@ -26,7 +31,8 @@ def parse_args():
     p.add_argument('src', help='checkpoint to convert')
     p.add_argument('dst', help='file to write')
     p.add_argument('--family', choices=[spec.name for spec in families()], help='expected family (default: detected)')
-    p.add_argument('--to', choices=['mmpretrain', 'backbone'], default='mmpretrain', help='output layout')
+    p.add_argument('--to', choices=['mmpretrain', 'backbone'], help='output layout (default: mmpretrain; as --model)')
+    p.add_argument('--model', metavar='NAME_OR_CONFIG', help='the model the output is for: checked by loading it')
     return p.parse_args()
 
 
@@ -50,10 +56,26 @@ def convert(src, dst, family=None, to='mmpretrain'):
             + (f', {meta["num_classes"]} classes' if to == 'mmpretrain' else ''))
 
 
+def check_loads(dst, target):
+    """Load ``dst`` strictly into the classifier, or else the backbone, of a built target."""
+    if target.kind == 'classifier':
+        load_model_checkpoint(target.model, dst, logger='silent')
+    else:
+        target.backbone.init_cfg = dict(type='Pretrained', checkpoint=dst)
+        target.backbone.init_weights()
+    return f'{dst} loads into the {"classifier" if target.kind == "classifier" else "backbone"} of {target.source}'
+
+
 def main():
     args = parse_args()
     try:
-        print(convert(args.src, args.dst, args.family, args.to))
+        target = build_target(args.model, warn=False) if args.model else None
+        if target:
+            target.source = args.model
+        to = args.to or ('backbone' if target and target.kind != 'classifier' else 'mmpretrain')
+        print(convert(args.src, args.dst, args.family, to))
+        if target:
+            print(check_loads(args.dst, target))
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
 

@@ -37,7 +37,7 @@ def pixel_value(text):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='mmpretrain classifier config')
+    p.add_argument('config', help='mmpretrain classifier config or model-zoo name')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
     p.add_argument('--attack', choices=ATTACKS, required=True)

@@ -1,10 +1,11 @@
 """Export a classifier (its logits) or a backbone (its feature maps) to Core ML (an ML program,
 ``.mlpackage``) and check the saved package.
 
-    python tools/export_coreml.py CONFIG_OR_SPEC OUT.mlpackage [--checkpoint CKPT] [--partial-checkpoint]
+    python tools/export_coreml.py CONFIG_NAME_OR_SPEC OUT.mlpackage [--checkpoint CKPT] [--partial-checkpoint]
         [--deploy] [--shape H [W]] [--precision fp16|fp32] [--input image|tensor] [--tol 0.05]
 
-CONFIG: an mmpretrain classifier config; the output is ``logits`` (1, num_classes), the default input
+CONFIG (a config file or its model-zoo name, tools/model_zoo.py list):
+an mmpretrain classifier config; the output is ``logits`` (1, num_classes), the default input
 size its test crop. The default input is ``image`` (Core ML ``ImageType``, RGB, 0..255) with the config's
 ``data_preprocessor`` mean / std inside the graph; ``--input tensor``: ``input``, a float32 (1, 3, H, W)
 tensor, normalised by the caller. SPEC ``family:arch`` (``shvit:s1``, ``swiftformer:xs``): the backbone
@@ -37,7 +38,7 @@ from effvit_mm.targets import build_target, input_shape, parse_spec  # noqa: E40
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('target', metavar='CONFIG_OR_SPEC')
+    p.add_argument('target', metavar='CONFIG_NAME_OR_SPEC')
     p.add_argument('out', metavar='OUT.mlpackage')
     p.add_argument('--checkpoint')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')

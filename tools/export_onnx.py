@@ -1,11 +1,12 @@
 """Export a classifier (its logits), a backbone or a detector's / segmentor's backbone + neck (their
 feature maps) to ONNX and check it against onnxruntime.
 
-    python tools/export_onnx.py CONFIG_OR_SPEC OUT.onnx [--checkpoint CKPT] [--partial-checkpoint]
+    python tools/export_onnx.py CONFIG_NAME_OR_SPEC OUT.onnx [--checkpoint CKPT] [--partial-checkpoint]
         [--shape H [W]] [--batch N] [--opset 19] [--deploy] [--dynamic-batch] [--runs 5] [--threads N]
         [--tol 1e-4]
 
-CONFIG: an mmpretrain classifier config; the output is ``logits`` (model(x, mode='tensor')), the default
+CONFIG (a config file or its model-zoo name, tools/model_zoo.py list):
+an mmpretrain classifier config; the output is ``logits`` (model(x, mode='tensor')), the default
 input size its test crop. An mmdet / mmseg config: its backbone + neck (``extract_feat``), outputs
 ``feat0``, ``feat1``, ... (one per pyramid level), default input 800x1333 / 512x512; the heads, with
 their proposal sampling and NMS, are not exported (that is mmdeploy's job). SPEC ``family:arch``
@@ -36,7 +37,7 @@ from effvit_mm.targets import build_target, input_shape
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('target', metavar='CONFIG_OR_SPEC')
+    p.add_argument('target', metavar='CONFIG_NAME_OR_SPEC')
     p.add_argument('out', metavar='OUT.onnx')
     p.add_argument('--checkpoint')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')

@@ -11,16 +11,15 @@ backbone at 224x224. No weights are loaded.
 import argparse
 import json
 
-import torch
 from mmengine.config import DictAction
 
-from effvit_mm.analysis import flop_analyzer
+from effvit_mm.analysis import count
 from effvit_mm.targets import build_target, input_shape
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config')
+    p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
     p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W] (default: see above)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
     p.add_argument('--out', help='also write the figures to this JSON file')
@@ -30,16 +29,13 @@ def parse_args():
 def main():
     args = parse_args()
     try:
-        target = build_target(args.config, cfg_options=args.cfg_options, warn=False)
-        shape = input_shape(args.shape) or target.shape
+        target = build_target(args.config, cfg_options=args.cfg_options, warn=False, shape=input_shape(args.shape))
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
-    analyzer = flop_analyzer(target.module, torch.zeros(1, 3, *shape))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
+    shape = target.shape
+    macs, params = count(target)
     counted = {'classifier': 'whole model', 'dense': 'backbone + neck', 'backbone': 'backbone'}[target.kind]
-    row = dict(config=args.config, counted=counted, input=list(shape),
-               params=sum(p.numel() for p in target.counted.parameters()), macs=analyzer.total())
+    row = dict(config=args.config, counted=counted, input=list(shape), params=params, macs=macs)
     family = getattr(target.backbone, 'family', None)  # the spec of our families, with the paper's figures
     paper = None
     if family and target.kind == 'classifier' and shape[0] == shape[1]:

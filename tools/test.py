@@ -20,7 +20,7 @@ from effvit_mm.launch import run
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='config file')
+    p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
     p.add_argument('checkpoint', help='checkpoint file or URL')
     p.add_argument('--work-dir', help='where the evaluation log goes (default work_dirs/<config name>)')
     p.add_argument('--out', help='dump the predictions: a .pkl file (mmseg: a directory of masks)')

@@ -17,7 +17,7 @@ from effvit_mm.launch import run
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='config file')
+    p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
     p.add_argument('--work-dir', help='where logs and checkpoints go (default work_dirs/<config name>)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     p.add_argument('--auto-scale-lr', action='store_true', help='scale the lr to the actual batch size')

@@ -74,17 +74,18 @@ class DistilledImageClassifier(ImageClassifier):
         if not 0 <= distill_alpha <= 1:
             raise ValueError(f'distill_alpha={distill_alpha} must be in [0, 1]')
         self.distill_alpha = distill_alpha
-        self._teacher = None
-        if teacher is not None:
-            if getattr(self.head, 'dist_head', None) is None:
-                raise ValueError(f'distillation from a teacher needs a head with a distillation twin, '
-                                 f'e.g. SwiftFormerClsHead(distillation=True); got {type(self.head).__name__}')
-            teacher = dict(teacher)
-            self._teacher = _Detached(build_teacher(teacher.pop('name'), teacher.pop('checkpoint'), **teacher))
+        self._teacher, self._teacher_cfg = None, None if teacher is None else dict(teacher)
+        if teacher is not None and getattr(self.head, 'dist_head', None) is None:
+            raise ValueError(f'distillation from a teacher needs a head with a distillation twin, '
+                             f'e.g. SwiftFormerClsHead(distillation=True); got {type(self.head).__name__}')
 
     @property
     def teacher(self):
-        """The frozen teacher (a timm model) or None."""
+        """The frozen teacher (a timm model) or None. Built on first use (the first training step), so
+        that inference, e.g. ``mmpretrain.get_model(name)``, needs no teacher file."""
+        if self._teacher is None and self._teacher_cfg is not None:
+            cfg = dict(self._teacher_cfg)
+            self._teacher = _Detached(build_teacher(cfg.pop('name'), cfg.pop('checkpoint'), **cfg))
         return None if self._teacher is None else self._teacher.module
 
     @torch.no_grad()
@@ -98,7 +99,7 @@ class DistilledImageClassifier(ImageClassifier):
 
     def loss(self, inputs, data_samples):
         feats = self.extract_feat(inputs)
-        if self.teacher is None:
+        if self._teacher_cfg is None:
             return self.head.loss(feats, data_samples)
         return self.head.loss(feats, data_samples, teacher_labels=self.teacher_labels(inputs),
                               distill_alpha=self.distill_alpha)
