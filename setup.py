@@ -10,6 +10,7 @@ def read_version():
 
 EXTRAS = {
     'onnx': ['onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2'],
+    'openvino': ['openvino>=2025.0'],
     'coreml': ['coremltools==9.0'],
     'cam': ['grad-cam==1.5.7'],
 }
@@ -28,8 +29,9 @@ setup(
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
         'pycocotools', 'setuptools<81', 'model-index',  # model-index: mmpretrain's metafile reader
     ],
-    # Optional tools: onnx (tools/export_onnx.py), coreml (tools/export_coreml.py), cam (tools/vis_cam.py);
-    # `all` is the three. tools/install.sh installs every extra (tools/requirements*.txt); torchattacks
+    # Optional tools: onnx (tools/export_onnx.py), openvino (the benchmark's runtimes), coreml
+    # (tools/export_coreml.py), cam (tools/vis_cam.py);
+    # `all` is the four. tools/install.sh installs every extra (tools/requirements*.txt); torchattacks
     # 3.5.1 (`attacks`) pins requests~=2.25, so it installs it with --no-deps.
     extras_require={**EXTRAS, 'all': sorted({r for reqs in EXTRAS.values() for r in reqs}),
                     'tests': ['pytest>=8'], 'attacks': ['torchattacks==3.5.1']},

@@ -16,12 +16,14 @@ import torch
 from mmengine.config import Config
 
 from .analysis import flop_analyzer
+from .export import scaled_diff
 from .models.layers import switch_to_deploy
 from .models.layers.onednn import linear_pointwise, onednn_available
+from .runtimes import RUNTIMES, RuntimeUnavailable, as_list, build_runtime
 from .targets import Call, build_backbone, build_target, imagenet_config, parse_spec, test_crop
 
 __all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entry',
-           'gemm_entries', 'count_macs', 'time_rounds']
+           'gemm_entries', 'prepare', 'count_macs', 'time_rounds']
 
 
 @dataclass
@@ -31,16 +33,23 @@ class Entry:
     name: str
     model: object
     role: str  # 'ours', 'timm', 'peer', 'external' or 'gemm'
-    mode: str = 'eval'
+    mode: str = 'eval'  # 'eval', 'deploy' (timm: fused) or a runtime of the deploy form
     macs: int = 0  # multiply-adds per image (per call for 'gemm')
     info: dict = field(default_factory=dict)
 
 
 def _mode_entries(target, model, modes, wrap):
-    """Our entries of ``model`` (eval mode) in ``modes``: 'eval' as is, 'deploy' a deployed copy;
-    each timed as ``wrap(model)`` (e.g. the logits of a classifier)."""
-    forms = {'eval': lambda: model, 'deploy': lambda: switch_to_deploy(copy.deepcopy(model))}
-    return [Entry(f'{target} {mode}', wrap(forms[mode]()).eval(), 'ours', mode) for mode in modes]
+    """Our entries of ``model`` (eval mode) in ``modes``, each timed as ``wrap(model)`` (e.g. the logits of
+    a classifier): 'eval' as is, 'deploy' a deployed copy, a runtime (:data:`~effvit_mm.runtimes.RUNTIMES`)
+    that copy in it (built by :func:`prepare`). The eval model is every entry's reference."""
+    reference, deployed = wrap(model).eval(), None
+    out = []
+    for mode in modes:
+        if mode != 'eval' and deployed is None:
+            deployed = wrap(switch_to_deploy(copy.deepcopy(model))).eval()
+        out.append(Entry(f'{target} {mode}', reference if mode == 'eval' else deployed, 'ours', mode,
+                         info=dict(reference=reference)))
+    return out
 
 
 def classifier_entries(target, modes):
@@ -58,9 +67,10 @@ def features_entries(spec, modes):
     return _mode_entries(spec, model, modes, lambda m: m), test_crop(Config.fromfile(imagenet_config(spec)))
 
 
-def timm_entries(name, role, features=False, fused=False):
-    """timm's ``name`` (random weights), eval mode, and with ``fused`` also re-parameterized
-    (``timm.utils.reparameterize_model``, timm's own deploy form)."""
+def timm_entries(name, role, features=False, fused=False, runtimes=()):
+    """timm's ``name`` (random weights), eval mode; with ``fused`` also re-parameterized
+    (``timm.utils.reparameterize_model``, timm's own deploy form) and that form in each of ``runtimes``
+    (built by :func:`prepare`). The eval model is every entry's reference."""
     import timm
     from timm.utils.model import reparameterize_model
     try:
@@ -68,9 +78,12 @@ def timm_entries(name, role, features=False, fused=False):
     except RuntimeError as e:
         raise ValueError(f"timm has no model '{name}': {e}") from None
     wrap = (lambda m: Call(m, 'forward_features')) if features else (lambda m: m)
-    out = [Entry(f'timm:{name} eval', wrap(model), role)]
+    reference = wrap(model)
+    out = [Entry(f'timm:{name} eval', reference, role, info=dict(reference=reference))]
     if fused:
-        out.append(Entry(f'timm:{name} fused', wrap(reparameterize_model(model)), role, 'deploy'))
+        fused_model = wrap(reparameterize_model(copy.deepcopy(model))).eval()
+        out += [Entry(f'timm:{name} fused{" " + rt if rt else ""}', fused_model, role, rt or 'deploy',
+                      info=dict(reference=reference)) for rt in ('', *runtimes)]
     return out
 
 
@@ -102,6 +115,31 @@ def gemm_entries(size, device, dtype=torch.float32):
         bt = b.t().contiguous()
         out.append(Entry(f'gemm {kind} {size} oneDNN', lambda: linear_pointwise(a, bt, None), 'gemm', macs=size ** 3))
     return out
+
+
+def prepare(entries, x, workdir, tol):
+    """Build the runtime entries (:func:`~effvit_mm.runtimes.build_runtime`, for ``x``'s shape) and check
+    every entry's outputs on ``x`` against its eager reference: ``info['diff']`` = the largest
+    :func:`~effvit_mm.export.scaled_diff`. An entry beyond ``tol`` raises ``ValueError`` (it is not timed);
+    a runtime that cannot run is left out. Returns (entries kept, {name: reason left out})."""
+    kept, skipped = [], {}
+    for e in entries:
+        if e.role == 'gemm' or 'reference' not in e.info:
+            kept.append(e)
+            continue
+        try:
+            if e.mode in RUNTIMES:
+                e.model = build_runtime(e.mode, e.model, x, workdir)
+        except RuntimeUnavailable as error:
+            skipped[e.name] = str(error)
+            continue
+        with torch.no_grad():
+            ref, got = as_list(e.info['reference'](x)), as_list(e.model(x))
+        e.info['diff'] = max(scaled_diff(r, g) for r, g in zip(ref, got))
+        if len(ref) != len(got) or e.info['diff'] > tol:
+            raise ValueError(f'{e.name}: outputs differ from eager by {e.info["diff"]:.2g} (> {tol}): not timed')
+        kept.append(e)
+    return kept, skipped
 
 
 def count_macs(entry, shape):

@@ -72,3 +72,23 @@ def test_features_mode_and_errors(tmp_path):
     assert 'on CPU the models run in fp32' in run('shvit:s1', '--amp', '--device', 'cpu', ok=False)
     assert 'neither a family:arch spec' in run('shvit:s9x.py', '--out', out, ok=False)
     assert 'expected NAME=FILE.py:FUNC' in run('shvit:s1', '--external', 'oops', '--out', out, ok=False)
+
+
+def test_runtimes_are_checked_then_timed(tmp_path):
+    """onnxruntime and OpenVINO of our deploy form and of timm's fused twin: each compared with its eager
+    eval model before timing; the fastest backend of each model marked (torch.compile: test_runtimes.py)."""
+    pytest.importorskip('onnxruntime')
+    pytest.importorskip('openvino')
+    out = tmp_path / 'rt.json'
+    run('shvit:s1', '--timm', '--features', '--modes', 'eval', 'deploy', 'onnxruntime', 'openvino', '--res', 64,
+        '--batch', 2, '--warmup', 0, '--repeats', 1, '--gemm-size', 0, '--out', out)
+    rows = {r['entry']: r for r in json.loads(out.read_text())}
+    assert set(rows) == {'shvit:s1 eval', 'shvit:s1 deploy', 'shvit:s1 onnxruntime', 'shvit:s1 openvino',
+                         'timm:shvit_s1 eval', 'timm:shvit_s1 fused', 'timm:shvit_s1 fused onnxruntime',
+                         'timm:shvit_s1 fused openvino'}
+    assert rows['shvit:s1 eval']['diff'] == 0 and all(r['diff'] < 1e-4 for r in rows.values())
+    assert {r['model'] for r in rows.values() if r['fastest']} == {'shvit:s1', 'timm:shvit_s1'}
+    assert set(rows['shvit:s1 openvino']['ratios']) >= {'shvit:s1 eval', 'timm:shvit_s1 fused openvino'}
+    assert '| model | fastest backend | img/s | of GEMM peak |' in out.with_suffix('.md').read_text()
+    assert 'outputs differ from eager' in run('shvit:s1', '--features', '--modes', 'eval', '--tol', -1, '--res', 64,
+                                              '--batch', 1, '--gemm-size', 0, '--out', out, ok=False)

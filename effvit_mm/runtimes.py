@@ -1,0 +1,99 @@
+"""The CPU runtimes a deployed model runs in besides eager PyTorch, each as a callable ``x -> [tensor, ...]``
+for an (N, 3, H, W) float32 batch of one fixed shape:
+
+- ``compile``: ``torch.compile`` with inductor, ``freezing=True`` (weights folded in as constants),
+  ``dynamic=False``, default mode, under ``torch.no_grad()``;
+- ``onnxruntime``: the model exported to ONNX (:func:`effvit_mm.export.export_onnx`, opset 19) in
+  onnxruntime's CPUExecutionProvider, intra-op threads = PyTorch's, thread spinning off (spinning
+  threads slow every other entry of an interleaved benchmark);
+- ``openvino``: the same ONNX file in OpenVINO's CPU plugin, f32 precision, one stream, threads = PyTorch's,
+  no CPU pinning (OpenVINO's pinning would bind threads that PyTorch shares in the same process).
+
+:func:`build_runtime` makes them; the optional packages (``onnx`` extra, ``openvino``) are imported
+there, and a missing one is a :class:`RuntimeUnavailable` naming it.
+"""
+import os.path as osp
+
+import torch
+
+from .export import export_onnx
+
+__all__ = ['RUNTIMES', 'RuntimeUnavailable', 'as_list', 'build_runtime']
+
+RUNTIMES = ('compile', 'onnxruntime', 'openvino')
+
+
+class RuntimeUnavailable(RuntimeError):
+    """A runtime whose package is missing, or that cannot run this model (the reason in one line)."""
+
+
+def as_list(out):
+    """A model's output as a list of tensors (a tensor, or a tuple / list of them)."""
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+class _Compiled:
+    def __init__(self, model):
+        import torch._inductor.config as inductor_config
+        self.model = model
+        self.compiled = torch.compile(model, dynamic=False)
+        self.config = inductor_config
+
+    def __call__(self, x):
+        with torch.no_grad(), self.config.patch(freezing=True):
+            return as_list(self.compiled(x))
+
+
+class _OnnxRuntime:
+    def __init__(self, path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeUnavailable('onnxruntime is not installed (pip install effvit_mm[onnx])') from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        self.session = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        return [torch.from_numpy(o) for o in self.session.run(None, {self.input: x.numpy()})]
+
+
+class _OpenVINO:
+    def __init__(self, path):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeUnavailable('openvino is not installed (pip install openvino)') from None
+        config = {'INFERENCE_NUM_THREADS': torch.get_num_threads(), 'NUM_STREAMS': 1,
+                  'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': False}
+        try:
+            self.compiled = ov.Core().compile_model(str(path), 'CPU', config)
+        except RuntimeError as error:  # e.g. an ONNX op OpenVINO does not convert
+            first = next((line for line in str(error).splitlines() if 'No conversion rule' in line), None)
+            raise RuntimeUnavailable(f'OpenVINO cannot read {osp.basename(path)}: '
+                                     f'{first or str(error).strip().splitlines()[-1]}') from None
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, x):
+        results = self.request.infer({0: x.numpy()})
+        return [torch.from_numpy(results[out].copy()) for out in self.compiled.outputs]
+
+
+def build_runtime(name, model, x, workdir):
+    """``model`` (eval mode, e.g. its deploy form) in the runtime ``name`` (module docstring), for
+    inputs of ``x``'s shape; ONNX files go to ``workdir``. Returns the callable."""
+    if name == 'compile':
+        return _Compiled(model)
+    if name not in ('onnxruntime', 'openvino'):
+        raise ValueError(f'unknown runtime {name!r}; choose one of {RUNTIMES}')
+    path = osp.join(workdir, f'model_{id(model)}.onnx')
+    if not osp.isfile(path):
+        try:
+            with torch.no_grad():
+                outputs = as_list(model(x))
+            export_onnx(model, x, path, [f'output{i}' for i in range(len(outputs))])
+        except ImportError as error:
+            raise RuntimeUnavailable(f'ONNX export needs the onnx extra ({error})') from None
+    return _OnnxRuntime(path) if name == 'onnxruntime' else _OpenVINO(path)
