@@ -19,7 +19,8 @@ import torch
 
 from .models.layers import OffsetDeformConv2d
 
-__all__ = ['custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime']
+__all__ = ['custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime',
+           'compare_runtime', 'print_comparison']
 
 
 def _deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
@@ -97,38 +98,52 @@ def _median_time(fn, runs):
     return statistics.median(times)
 
 
-def compare_onnxruntime(model, x, path, runs=5, threads=None):
-    """Run ``path`` in onnxruntime (CPUExecutionProvider) and ``model`` in PyTorch on ``x``, both with
-    ``threads`` intra-op threads (default: PyTorch's current number; PyTorch's is restored after).
+def compare_runtime(model, x, run, runs=5):
+    """``run`` (a callable ``x -> [tensor, ...]``, e.g. from :mod:`effvit_mm.runtimes`) against ``model`` in
+    PyTorch on ``x``.
 
     Returns dict: ``diffs`` (max abs diff per output), ``scaled`` (:func:`scaled_diff` per output),
-    ``torch_ips`` / ``ort_ips`` (images/s, median of ``runs`` after two warm-up runs; None if
+    ``torch_ips`` / ``runtime_ips`` (images/s, median of ``runs`` after two warm-up runs; None if
     ``runs`` is 0)."""
-    import onnxruntime as ort
+    from .runtimes import as_list
+    got = run(x)
+    with torch.no_grad():
+        ref = as_list(model(x))
+    if len(ref) != len(got):
+        raise ValueError(f'{len(ref)} PyTorch outputs vs {len(got)} runtime outputs')
+    res = dict(diffs=[max_abs_diff(r, g) for r, g in zip(ref, got)],
+               scaled=[scaled_diff(r, g) for r, g in zip(ref, got)], torch_ips=None, runtime_ips=None)
+    if runs > 0:
+        with torch.no_grad():
+            res['torch_ips'] = x.shape[0] / _median_time(lambda: model(x), runs)
+        res['runtime_ips'] = x.shape[0] / _median_time(lambda: run(x), runs)
+    return res
+
+
+def print_comparison(res, names, tol, runs, batch, runtime, reference='PyTorch'):
+    """Print the diff per output of a :func:`compare_runtime` result and one summary line (OK / FAIL,
+    both runtimes' images/s); returns whether every scaled diff is within ``tol``."""
+    for name, d, s in zip(names, res['diffs'], res['scaled']):
+        print(f'  {name}: max abs diff {d:.3g} (scaled {s:.3g})')
+    worst = max(res['scaled'])
+    speed = 'not timed (--runs 0)' if runs <= 0 else \
+        f'{reference} {res["torch_ips"]:.1f} img/s, {runtime} {res["runtime_ips"]:.1f} img/s (CPU, batch ' \
+        f'{batch}, {torch.get_num_threads()} threads, median of {runs})'
+    print(f'{"OK" if worst <= tol else "FAIL"}: max scaled diff {worst:.3g} (tol {tol:g}); {speed}')
+    return worst <= tol
+
+
+def compare_onnxruntime(model, x, path, runs=5, threads=None):
+    """:func:`compare_runtime` of the ONNX file ``path`` in onnxruntime (CPUExecutionProvider), both with
+    ``threads`` intra-op threads (default: PyTorch's current number; PyTorch's is restored after); the
+    runtime's images/s as ``ort_ips``."""
+    from .runtimes import OnnxRuntimeModel
     before = torch.get_num_threads()
     try:
         if threads:
             torch.set_num_threads(threads)
-        return _compare(ort, model, x, path, runs)
+        res = compare_runtime(model, x, OnnxRuntimeModel(path), runs)
     finally:
         torch.set_num_threads(before)
-
-
-def _compare(ort, model, x, path, runs):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
-    feed = {sess.get_inputs()[0].name: x.numpy()}
-    got = sess.run(None, feed)
-    with torch.no_grad():
-        ref = model(x)
-    ref = list(ref) if isinstance(ref, (tuple, list)) else [ref]
-    if len(ref) != len(got):
-        raise ValueError(f'{len(ref)} PyTorch outputs vs {len(got)} onnxruntime outputs')
-    res = dict(diffs=[max_abs_diff(r, g) for r, g in zip(ref, got)],
-               scaled=[scaled_diff(r, g) for r, g in zip(ref, got)], torch_ips=None, ort_ips=None)
-    if runs > 0:
-        with torch.no_grad():
-            res['torch_ips'] = x.shape[0] / _median_time(lambda: model(x), runs)
-        res['ort_ips'] = x.shape[0] / _median_time(lambda: sess.run(None, feed), runs)
+    res['ort_ips'] = res.pop('runtime_ips')
     return res

@@ -16,9 +16,8 @@ import os.path as osp
 
 import torch
 
-from .export import export_onnx
-
-__all__ = ['RUNTIMES', 'RuntimeUnavailable', 'as_list', 'build_runtime']
+__all__ = ['RUNTIMES', 'OnnxRuntimeModel', 'OpenVINOModel', 'RuntimeUnavailable', 'as_list', 'build_runtime',
+           'save_openvino']
 
 RUNTIMES = ('compile', 'onnxruntime', 'openvino')
 
@@ -44,7 +43,9 @@ class _Compiled:
             return as_list(self.compiled(x))
 
 
-class _OnnxRuntime:
+class OnnxRuntimeModel:
+    """An ONNX file in onnxruntime's CPUExecutionProvider (module docstring), ``x -> [tensor, ...]``."""
+
     def __init__(self, path):
         try:
             import onnxruntime as ort
@@ -60,7 +61,9 @@ class _OnnxRuntime:
         return [torch.from_numpy(o) for o in self.session.run(None, {self.input: x.numpy()})]
 
 
-class _OpenVINO:
+class OpenVINOModel:
+    """An ONNX or OpenVINO IR (.xml) file in OpenVINO's CPU plugin (module docstring), ``x -> [tensor, ...]``."""
+
     def __init__(self, path):
         try:
             import openvino as ov
@@ -88,6 +91,7 @@ def build_runtime(name, model, x, workdir):
         return _Compiled(model)
     if name not in ('onnxruntime', 'openvino'):
         raise ValueError(f'unknown runtime {name!r}; choose one of {RUNTIMES}')
+    from .export import export_onnx
     path = osp.join(workdir, f'model_{id(model)}.onnx')
     if not osp.isfile(path):
         try:
@@ -96,4 +100,19 @@ def build_runtime(name, model, x, workdir):
             export_onnx(model, x, path, [f'output{i}' for i in range(len(outputs))])
         except ImportError as error:
             raise RuntimeUnavailable(f'ONNX export needs the onnx extra ({error})') from None
-    return _OnnxRuntime(path) if name == 'onnxruntime' else _OpenVINO(path)
+    return OnnxRuntimeModel(path) if name == 'onnxruntime' else OpenVINOModel(path)
+
+
+def save_openvino(onnx_path, xml_path):
+    """Convert an ONNX file to OpenVINO IR (``xml_path`` and the ``.bin`` beside it), weights kept in
+    fp32 (OpenVINO's ``save_model`` would compress them to fp16 by default)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise RuntimeUnavailable('openvino is not installed (pip install openvino)') from None
+    try:
+        model = ov.convert_model(str(onnx_path))
+    except Exception as error:  # OpenVINO's conversion errors have no common base class
+        raise RuntimeUnavailable(f'OpenVINO cannot convert {osp.basename(onnx_path)}: '
+                                 f'{str(error).strip().splitlines()[-1]}') from None
+    ov.save_model(model, str(xml_path), compress_to_fp16=False)

@@ -1,7 +1,11 @@
 """The runtimes of the deploy form (effvit_mm/runtimes.py) give the eager outputs: torch.compile (inductor,
 freezing), onnxruntime and OpenVINO of the ONNX export; LITv2 reaches OpenVINO through its deploy form
-(DTM as sampling + GEMM), while its eval form's ONNX DeformConv is refused in one line."""
+(DTM as sampling + GEMM), while its eval form's ONNX DeformConv is refused in one line;
+tools/export_openvino.py writes IR that matches the eval model."""
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +14,8 @@ import effvit_mm
 from effvit_mm.export import scaled_diff
 from effvit_mm.models.layers import switch_to_deploy
 from effvit_mm.runtimes import RUNTIMES, RuntimeUnavailable, as_list, build_runtime
+
+ROOT = Path(__file__).parents[1]
 
 
 def deployed(name, randomise):
@@ -46,3 +52,21 @@ def test_openvino_refuses_the_deformable_conv_in_one_line(randomise, tmp_path):
         build_runtime('openvino', model, torch.rand(1, 3, 64, 64), str(tmp_path))
     with pytest.raises(ValueError, match='unknown runtime'):
         build_runtime('tensorrt', model, torch.rand(1, 3, 64, 64), str(tmp_path))
+
+
+@pytest.mark.parametrize('target,outputs', [('litv2:s', 4), ('shvit-s1_3rdparty_in1k', 1)])
+def test_export_openvino_tool(target, outputs, tmp_path):
+    """tools/export_openvino.py: LITv2's backbone (through its deploy form) and a classifier by its zoo
+    name, to IR with fp32 weights, equal to the eval model in PyTorch."""
+    pytest.importorskip('openvino')
+    out = tmp_path / 'model.xml'
+    result = subprocess.run([sys.executable, 'tools/export_openvino.py', target, str(out), '--shape', '64',
+                             '--runs', '1', '--threads', '2'], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith('OK: max scaled diff') and 'OpenVINO' in lines[-1]
+    assert sum(line.strip().startswith(('feat', 'logits')) for line in lines) == outputs
+    assert out.with_suffix('.bin').stat().st_size > 4 * 1e6  # fp32 weights (LITv2-S: 28M, SHViT-S1: 6.3M)
+    bad = subprocess.run([sys.executable, 'tools/export_openvino.py', target, str(tmp_path / 'model.onnx')],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and 'OUT must end with .xml' in bad.stderr

@@ -31,7 +31,8 @@ import sys
 
 import torch
 
-from effvit_mm.export import compare_onnxruntime, export_onnx
+from effvit_mm.export import compare_runtime, export_onnx, print_comparison
+from effvit_mm.runtimes import OnnxRuntimeModel
 from effvit_mm.targets import build_target, input_shape
 
 
@@ -73,16 +74,8 @@ def main(argv=None):
     print(f'exported {args.target} ({"deploy" if args.deploy else "eval"}) at {args.batch}x3x{shape[0]}x{shape[1]} '
           f'to {args.out} (opset {args.opset}); onnx.checker: OK')
 
-    res = compare_onnxruntime(model, x, args.out, runs=args.runs)
-    for name, d, s in zip(names, res['diffs'], res['scaled']):
-        print(f'  {name}: max abs diff {d:.3g} (scaled {s:.3g})')
-    worst = max(res['scaled'])
-    ok = worst <= args.tol
-    speed = 'not timed (--runs 0)' if args.runs <= 0 else \
-        f'PyTorch {res["torch_ips"]:.1f} img/s, onnxruntime {res["ort_ips"]:.1f} img/s (CPU, batch ' \
-        f'{args.batch}, {torch.get_num_threads()} threads, median of {args.runs})'
-    print(f'{"OK" if ok else "FAIL"}: max scaled diff {worst:.3g} (tol {args.tol:g}); {speed}')
-    return 0 if ok else 1
+    res = compare_runtime(model, x, OnnxRuntimeModel(args.out), runs=args.runs)
+    return 0 if print_comparison(res, names, args.tol, args.runs, args.batch, 'onnxruntime') else 1
 
 
 if __name__ == '__main__':
