@@ -10,7 +10,7 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
-__all__ = ['count', 'flop_analyzer']
+__all__ = ['count', 'flop_analyzer', 'macs']
 
 
 def deform_conv2d_flop_jit(inputs, outputs):
@@ -35,10 +35,17 @@ def flop_analyzer(model, inputs):
     })
 
 
+def macs(module, shape):
+    """Multiply-adds of ``module`` on one (1, 3, H, W) image, ``shape`` = (H, W), on the device and in the
+    dtype of its parameters; the analyzer's warnings off."""
+    param = next(module.parameters())
+    analyzer = flop_analyzer(module, torch.zeros(1, 3, *shape, device=param.device, dtype=param.dtype))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return int(analyzer.total())
+
+
 def count(target):
     """``(multiply-adds, parameters)`` of a built :class:`~effvit_mm.targets.Target` at its input shape,
     as ``tools/get_flops.py`` reports them (the parameters of ``target.counted``)."""
-    analyzer = flop_analyzer(target.module, torch.zeros(1, 3, *target.shape))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return int(analyzer.total()), sum(p.numel() for p in target.counted.parameters())
+    return macs(target.module, target.shape), sum(p.numel() for p in target.counted.parameters())

@@ -34,9 +34,9 @@ __all__ = ['get_backbone', 'get_classifier']
 
 def _variant(name):
     """``'shvit-s4'`` / ``'shvit:s4'`` -> ``('shvit', 's4')``; None for any other name."""
+    known = {spec.name: spec for spec in families()}
     for sep in (':', '-'):
         family, found, arch = str(name).lower().partition(sep)
-        known = {spec.name: spec for spec in families()}
         if found and family in known and arch in known[family].variants:
             return family, arch
     return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from mmengine.config import Config
 
-from .analysis import flop_analyzer
+from .analysis import macs
 from .export import scaled_diff
 from .models.layers import switch_to_deploy
 from .models.layers.onednn import linear_pointwise, onednn_available
@@ -144,11 +144,7 @@ def prepare(entries, x, workdir, tol):
 
 def count_macs(entry, shape):
     """Multiply-adds per image of ``entry`` at (H, W), by mmengine's FlopAnalyzer (effvit_mm.analysis)."""
-    param = next(entry.model.parameters())
-    analyzer = flop_analyzer(entry.model, torch.zeros(1, 3, *shape, device=param.device, dtype=param.dtype))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    return analyzer.total()
+    return macs(entry.model, shape)
 
 
 @torch.no_grad()
