@@ -17,12 +17,12 @@ from mmengine.config import Config
 
 from .analysis import macs
 from .export import scaled_diff
-from .models.layers import switch_to_deploy
+from .models.layers import fuse, switch_to_deploy
 from .models.layers.onednn import linear_pointwise, onednn_available
 from .runtimes import RUNTIMES, RuntimeUnavailable, as_list, build_runtime
 from .targets import Call, build_backbone, build_target, imagenet_config, parse_spec, test_crop
 
-__all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entry',
+__all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entries',
            'gemm_entries', 'prepare', 'count_macs', 'time_rounds']
 
 
@@ -40,16 +40,22 @@ class Entry:
 
 def _mode_entries(target, model, modes, wrap):
     """Our entries of ``model`` (eval mode) in ``modes``, each timed as ``wrap(model)`` (e.g. the logits of
-    a classifier): 'eval' as is, 'deploy' a deployed copy, a runtime (:data:`~effvit_mm.runtimes.RUNTIMES`)
-    that copy in it (built by :func:`prepare`). The eval model is every entry's reference."""
-    reference, deployed = wrap(model).eval(), None
-    out = []
-    for mode in modes:
-        if mode != 'eval' and deployed is None:
-            deployed = wrap(switch_to_deploy(copy.deepcopy(model))).eval()
-        out.append(Entry(f'{target} {mode}', reference if mode == 'eval' else deployed, 'ours', mode,
-                         info=dict(reference=reference)))
-    return out
+    a classifier): 'eval' as is, 'deploy' a deployed copy (:func:`~effvit_mm.models.layers.switch_to_deploy`),
+    a runtime (:data:`~effvit_mm.runtimes.RUNTIMES`) a copy in the portable deploy form
+    (:func:`~effvit_mm.models.layers.fuse`; the CPU form's channels-last parameters slow inductor's code
+    down, e.g. 0.8x for SwiftFormer-XS) in that runtime (built by :func:`prepare`). The eval model is every
+    entry's reference."""
+    reference, forms = wrap(model).eval(), {}
+
+    def form(mode):
+        kind = 'deploy' if mode == 'deploy' else 'portable'
+        if kind not in forms:
+            make = switch_to_deploy if kind == 'deploy' else fuse
+            forms[kind] = wrap(make(copy.deepcopy(model))).eval()
+        return forms[kind]
+
+    return [Entry(f'{target} {mode}', reference if mode == 'eval' else form(mode), 'ours', mode,
+                  info=dict(reference=reference)) for mode in modes]
 
 
 def classifier_entries(target, modes):
@@ -87,9 +93,10 @@ def timm_entries(name, role, features=False, fused=False, runtimes=()):
     return out
 
 
-def external_entry(spec):
+def external_entries(spec, runtimes=()):
     """``NAME=FILE.py:FUNC[:ARG,...]``: ``FUNC(*ARGS)`` from a Python file outside the project (e.g. the
-    authors' code built beside it), timed as is."""
+    authors' code built beside it) in eval mode, as is, and in each of ``runtimes`` (built by
+    :func:`prepare`). The eval model is every entry's reference."""
     name, sep, target = spec.partition('=')
     path, _, call = target.partition(':')
     func, _, args = call.partition(':')
@@ -100,8 +107,9 @@ def external_entry(spec):
     module_spec = importlib.util.spec_from_file_location(f'external_{name}', path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    model = getattr(module, func)(*[a for a in args.split(',') if a])
-    return Entry(name, model.eval(), 'external')
+    model = getattr(module, func)(*[a for a in args.split(',') if a]).eval()
+    return [Entry(f'{name}{" " + rt if rt else ""}', model, 'external', rt or 'eval', info=dict(reference=model))
+            for rt in ('', *runtimes)]
 
 
 def gemm_entries(size, device, dtype=torch.float32):

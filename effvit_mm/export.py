@@ -1,5 +1,6 @@
-"""ONNX export helpers (``tools/export_onnx.py``; what is exported is built by :mod:`effvit_mm.targets`):
-exporting with torch's dynamo-based exporter, and checking the result against onnxruntime.
+"""Export helpers (``tools/export_onnx.py``, ``export_openvino.py``, ``export_aot.py``; what is exported is
+built by :mod:`effvit_mm.targets`): exporting to ONNX with torch's dynamo-based exporter, checking a
+runtime's outputs and speed against PyTorch, and the one flow of the tools that export the deploy form.
 
 Two ops need a translation of their own (``custom_translation_table``), both standard ONNX:
 
@@ -11,8 +12,11 @@ Two ops need a translation of their own (``custom_translation_table``), both sta
 onnx / onnxruntime / onnxscript (the ``onnx`` extra) are imported inside the functions that need
 them.
 """
+import argparse
+import copy
 import math
 import statistics
+import sys
 import time
 
 import torch
@@ -20,7 +24,7 @@ import torch
 from .models.layers import OffsetDeformConv2d
 
 __all__ = ['custom_translation_table', 'export_onnx', 'max_abs_diff', 'scaled_diff', 'compare_onnxruntime',
-           'compare_runtime', 'print_comparison']
+           'compare_runtime', 'print_comparison', 'export_parser', 'export_deploy_form']
 
 
 def _deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
@@ -147,3 +151,59 @@ def compare_onnxruntime(model, x, path, runs=5, threads=None):
         torch.set_num_threads(before)
     res['ort_ips'] = res.pop('runtime_ips')
     return res
+
+
+def export_parser(doc, suffix):
+    """The command line the export tools share (``tools/export_onnx.py``, ``export_openvino.py``,
+    ``export_aot.py``): what to export, the output file (ending with ``suffix``), weights, input size,
+    the comparison's timing, threads and tolerance."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('target', metavar='CONFIG_NAME_OR_SPEC')
+    p.add_argument('out', metavar=f'OUT{suffix}')
+    p.add_argument('--checkpoint')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
+    p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W]')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--runs', type=int, default=5, help='timed runs of each runtime (0: no timing)')
+    p.add_argument('--threads', type=int, help="threads of both runtimes (default: PyTorch's)")
+    p.add_argument('--tol', type=float, default=1e-4)
+    p.suffix = suffix
+    return p
+
+
+def export_deploy_form(parser, argv, save, load, runtime, written):
+    """The flow of a tool that exports the deploy form (``parser`` from :func:`export_parser`): build the
+    target, fold it into its portable deploy form (:func:`~effvit_mm.models.layers.fuse`),
+    ``save(deployed, x, output_names, out)``, load the file with ``load(out)`` (a callable
+    ``x -> [tensor, ...]``) and compare it with the eval model in PyTorch on one random batch. ``written``
+    describes the file(s) in the report. Returns the exit code; bad input, or a runtime that cannot take
+    the model, exits with one line."""
+    from .models.layers import fuse
+    from .runtimes import RuntimeUnavailable, as_list
+    from .targets import build_target, input_shape
+    args = parser.parse_args(argv)
+    if not args.out.endswith(parser.suffix):
+        parser.error(f'OUT must end with {parser.suffix}: {args.out}')
+    if args.shape and len(args.shape) > 2:
+        parser.error('--shape takes H [W]')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        target = build_target(args.target, args.checkpoint, args.partial_checkpoint, shape=input_shape(args.shape))
+    except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
+        sys.exit(f'error: {error}')
+    deployed = copy.deepcopy(target.module)
+    fuse(deployed if target.kind == 'backbone' else deployed.model.backbone)
+    x = torch.randn(args.batch, 3, *target.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outputs = as_list(deployed(x))
+    names = ['logits'] if target.kind == 'classifier' else [f'feat{i}' for i in range(len(outputs))]
+    try:
+        save(deployed, x, names, args.out)
+        run = load(args.out)
+    except RuntimeUnavailable as error:
+        sys.exit(f'error: {error}')
+    print(f'exported {args.target} (deploy form) at {args.batch}x3x{target.shape[0]}x{target.shape[1]} to '
+          f'{args.out} ({written})')
+    res = compare_runtime(target.module, x, run, runs=args.runs)
+    return 0 if print_comparison(res, names, args.tol, args.runs, args.batch, runtime, 'PyTorch (eval)') else 1

@@ -3,6 +3,10 @@ for an (N, 3, H, W) float32 batch of one fixed shape:
 
 - ``compile``: ``torch.compile`` with inductor, ``freezing=True`` (weights folded in as constants),
   ``dynamic=False``, default mode, under ``torch.no_grad()``;
+- ``aot``: ahead-of-time compiled by AOTInductor: ``torch.export`` of the model, then
+  ``torch._inductor.aoti_compile_and_package`` (``freezing=True``) into a ``.pt2`` package, which
+  ``torch._inductor.aoti_load_package`` runs from Python without re-compiling (:func:`save_aot`,
+  :class:`AOTModel`); the same kernels as ``compile`` without its Python guards;
 - ``onnxruntime``: the model exported to ONNX (:func:`effvit_mm.export.export_onnx`, opset 19) in
   onnxruntime's CPUExecutionProvider, intra-op threads = PyTorch's, thread spinning off (spinning
   threads slow every other entry of an interleaved benchmark);
@@ -16,10 +20,10 @@ import os.path as osp
 
 import torch
 
-__all__ = ['RUNTIMES', 'OnnxRuntimeModel', 'OpenVINOModel', 'RuntimeUnavailable', 'as_list', 'build_runtime',
-           'save_openvino']
+__all__ = ['RUNTIMES', 'AOTModel', 'OnnxRuntimeModel', 'OpenVINOModel', 'RuntimeUnavailable', 'as_list',
+           'build_runtime', 'save_aot', 'save_openvino']
 
-RUNTIMES = ('compile', 'onnxruntime', 'openvino')
+RUNTIMES = ('compile', 'aot', 'onnxruntime', 'openvino')
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -41,6 +45,34 @@ class _Compiled:
     def __call__(self, x):
         with torch.no_grad(), self.config.patch(freezing=True):
             return as_list(self.compiled(x))
+
+
+def save_aot(model, x, path):
+    """Compile ``model`` (eval mode) ahead of time for inputs of ``x``'s shape into the AOTInductor
+    package ``path`` (``.pt2``; module docstring). Needs a C++ compiler (the one that built mmcv)."""
+    import torch._inductor
+    with torch.no_grad():
+        program = torch.export.export(model, (x, ))
+        try:
+            return torch._inductor.aoti_compile_and_package(program, package_path=str(path),
+                                                            inductor_configs={'freezing': True})
+        except Exception as error:  # a missing compiler surfaces as one of several error types
+            raise RuntimeUnavailable(f'AOTInductor cannot compile the model: '
+                                     f'{str(error).strip().splitlines()[0][:300]}') from None
+
+
+class AOTModel:
+    """An AOTInductor package (``.pt2``, :func:`save_aot`), ``x -> [tensor, ...]``; inputs of the shape it
+    was compiled for."""
+
+    def __init__(self, path):
+        import torch._inductor
+        self.path = str(path)
+        self.runner = torch._inductor.aoti_load_package(self.path)
+
+    def __call__(self, x):
+        with torch.no_grad():
+            return as_list(self.runner(x))
 
 
 class OnnxRuntimeModel:
@@ -86,9 +118,14 @@ class OpenVINOModel:
 
 def build_runtime(name, model, x, workdir):
     """``model`` (eval mode, e.g. its deploy form) in the runtime ``name`` (module docstring), for
-    inputs of ``x``'s shape; ONNX files go to ``workdir``. Returns the callable."""
+    inputs of ``x``'s shape; ONNX files and AOT packages go to ``workdir``. Returns the callable."""
     if name == 'compile':
         return _Compiled(model)
+    if name == 'aot':
+        path = osp.join(workdir, f'model_{id(model)}.pt2')
+        if not osp.isfile(path):
+            save_aot(model, x, path)
+        return AOTModel(path)
     if name not in ('onnxruntime', 'openvino'):
         raise ValueError(f'unknown runtime {name!r}; choose one of {RUNTIMES}')
     from .export import export_onnx

@@ -75,20 +75,39 @@ def test_features_mode_and_errors(tmp_path):
 
 
 def test_runtimes_are_checked_then_timed(tmp_path):
-    """onnxruntime and OpenVINO of our deploy form and of timm's fused twin: each compared with its eager
-    eval model before timing; the fastest backend of each model marked (torch.compile: test_runtimes.py)."""
+    """onnxruntime and OpenVINO of our deploy form, of timm's fused twin and of an external model: each
+    compared with its eager eval model before timing; the fastest backend of each model marked
+    (torch.compile and AOTInductor: test_runtimes.py)."""
     pytest.importorskip('onnxruntime')
     pytest.importorskip('openvino')
-    out = tmp_path / 'rt.json'
+    external = tmp_path / 'authors.py'
+    external.write_text('import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), '
+                        'torch.nn.BatchNorm2d(8).eval(), torch.nn.GELU())\n')
+    out = tmp_path / 'cpu_runtimes_shvit_s1.json'  # as tools/run_speed.sh names it
     run('shvit:s1', '--timm', '--features', '--modes', 'eval', 'deploy', 'onnxruntime', 'openvino', '--res', 64,
-        '--batch', 2, '--warmup', 0, '--repeats', 1, '--gemm-size', 0, '--out', out)
+        '--external', f'authors={external}:make', '--batch', 2, '--warmup', 0, '--repeats', 1, '--gemm-size', 0,
+        '--out', out)
     rows = {r['entry']: r for r in json.loads(out.read_text())}
     assert set(rows) == {'shvit:s1 eval', 'shvit:s1 deploy', 'shvit:s1 onnxruntime', 'shvit:s1 openvino',
                          'timm:shvit_s1 eval', 'timm:shvit_s1 fused', 'timm:shvit_s1 fused onnxruntime',
-                         'timm:shvit_s1 fused openvino'}
+                         'timm:shvit_s1 fused openvino', 'authors', 'authors onnxruntime', 'authors openvino'}
     assert rows['shvit:s1 eval']['diff'] == 0 and all(r['diff'] < 1e-4 for r in rows.values())
-    assert {r['model'] for r in rows.values() if r['fastest']} == {'shvit:s1', 'timm:shvit_s1'}
-    assert set(rows['shvit:s1 openvino']['ratios']) >= {'shvit:s1 eval', 'timm:shvit_s1 fused openvino'}
+    assert {r['model'] for r in rows.values() if r['fastest']} == {'shvit:s1', 'timm:shvit_s1', 'authors'}
+    assert set(rows['shvit:s1 openvino']['ratios']) >= {'shvit:s1 eval', 'timm:shvit_s1 fused openvino',
+                                                        'authors', 'authors openvino'}
     assert '| model | fastest backend | img/s | of GEMM peak |' in out.with_suffix('.md').read_text()
+    # the README's tables from it (tools/speed_table.py): ours beside timm's twin, every backend, the ratios
+    table = subprocess.run([sys.executable, 'tools/speed_table.py', str(tmp_path)], cwd=ROOT, capture_output=True,
+                           text=True)
+    lines = table.stdout.splitlines()
+    row = next(line for line in lines if line.startswith('| shvit:s1 | 64x64 | timm:shvit_s1 |')).split(' | ')
+    shown = {name: f"{r['img_s']:.0f}" if r['img_s'] >= 100 else f"{r['img_s']:.1f}" for name, r in rows.items()}
+    assert row[3:5] == [shown['shvit:s1 eval'], shown['shvit:s1 deploy']]
+    assert row[5:7] == ['-', '-'] and row[-1] == shown['timm:shvit_s1 fused openvino'] + ' |'
+    best, twin = (max((r for r in rows.values() if r['role'] == role), key=lambda r: r['img_s'])
+                  for role in ('ours', 'timm'))
+    ratio = best['img_s'] / twin['img_s']  # no compile timed, no GEMM peak (--gemm-size 0): '-'
+    assert f"| shvit:s1 | - | {ratio:.2f}x ({best['mode']} vs {twin['mode']}) | - |" in lines
+    assert (tmp_path / 'backends.md').read_text().strip() == '\n'.join(lines[:-1]).strip()
     assert 'outputs differ from eager' in run('shvit:s1', '--features', '--modes', 'eval', '--tol', -1, '--res', 64,
                                               '--batch', 1, '--gemm-size', 0, '--out', out, ok=False)

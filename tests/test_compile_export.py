@@ -22,12 +22,15 @@ OTHERS = [(f.name, a) for f in families() for a in f.variants[1:]]
 
 def check_export(family, arch, mode, randomise, size=224):
     """Export with a symbolic batch (traced at 2), then run batches of 1 and 3: eager outputs within
-    1e-4 (relative to the output's largest magnitude beyond 1)."""
+    1e-4 (relative to the output's largest magnitude beyond 1). The deploy form exports to plain aten ops."""
     model = randomise(effvit_mm.get_backbone(f'{family}-{arch}'))
     if mode == 'deploy':
         switch_to_deploy(model)
     program = torch.export.export(model, (torch.rand(2, 3, size, size),),
                                   dynamic_shapes={'x': {0: Dim('batch', min=1, max=256)}})
+    if mode == 'deploy':  # what exporters and compilers see: plain aten ops, no oneDNN or torchvision op
+        ops = {str(node.target) for node in program.graph.nodes if node.op == 'call_function'}
+        assert all(op.startswith('aten.') or op == '<built-in function getitem>' for op in ops), ops
     exported = program.module()
     for batch in (1, 3):
         x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))

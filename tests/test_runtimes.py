@@ -1,7 +1,7 @@
 """The runtimes of the deploy form (effvit_mm/runtimes.py) give the eager outputs: torch.compile (inductor,
-freezing), onnxruntime and OpenVINO of the ONNX export; LITv2 reaches OpenVINO through its deploy form
-(DTM as sampling + GEMM), while its eval form's ONNX DeformConv is refused in one line;
-tools/export_openvino.py writes IR that matches the eval model."""
+freezing), AOTInductor, onnxruntime and OpenVINO of the ONNX export; LITv2 reaches OpenVINO through its
+deploy form (DTM as sampling + GEMM), while its eval form's ONNX DeformConv is refused in one line;
+tools/export_openvino.py writes IR and tools/export_aot.py a .pt2 package that match the eval model."""
 import copy
 import subprocess
 import sys
@@ -24,15 +24,21 @@ def deployed(name, randomise):
 
 
 def needs(runtime):
-    if runtime != 'compile':
+    if runtime not in ('compile', 'aot'):
         pytest.importorskip('onnxruntime' if runtime == 'onnxruntime' else 'openvino')
 
 
-@pytest.mark.parametrize('runtime', RUNTIMES)
-@pytest.mark.parametrize('name', ['shvit-s1', 'litv2-s'])
+def cases():
+    """Every runtime for one variant per family; compiling SwiftFormer and LITv2 (about a minute each
+    here) only in the slow run."""
+    for name in ('shvit-s1', 'swiftformer-xs', 'litv2-s'):
+        for runtime in RUNTIMES:
+            slow = name != 'shvit-s1' and runtime in ('compile', 'aot')
+            yield pytest.param(name, runtime, marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize('name,runtime', cases())
 def test_runtime_matches_eager(name, runtime, randomise, tmp_path):
-    if name == 'litv2-s' and runtime == 'compile':
-        pytest.skip('slow here (about a minute); compile of LITv2: tests/test_compile_export.py')
     needs(runtime)
     model, deploy = deployed(name, randomise)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -70,3 +76,24 @@ def test_export_openvino_tool(target, outputs, tmp_path):
     bad = subprocess.run([sys.executable, 'tools/export_openvino.py', target, str(tmp_path / 'model.onnx')],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and 'OUT must end with .xml' in bad.stderr
+
+
+def test_export_aot_tool(tmp_path):
+    """tools/export_aot.py: a classifier by its zoo name, compiled ahead of time into a .pt2 package that
+    torch loads without effvit_mm and that gives the eval model's logits."""
+    out = tmp_path / 'model.pt2'
+    result = subprocess.run([sys.executable, 'tools/export_aot.py', 'shvit-s1_3rdparty_in1k', str(out), '--shape',
+                             '64', '--batch', '2', '--runs', '1', '--threads', '2'], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith('OK: max scaled diff') and 'AOTInductor' in lines[-1]
+    assert 'deploy form' in lines[-3] and lines[-2].strip().startswith('logits: max abs diff')
+    load = ('import sys, torch, torch._inductor\n'
+            'out = torch._inductor.aoti_load_package(sys.argv[1])(torch.rand(2, 3, 64, 64))\n'
+            'print(tuple(out.shape), "effvit_mm" in sys.modules)\n')
+    loaded = subprocess.run([sys.executable, '-c', load, str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert loaded.stdout.strip().splitlines()[-1] == '(2, 1000) False', loaded.stderr[-2000:]
+    bad = subprocess.run([sys.executable, 'tools/export_aot.py', 'shvit:s1', str(tmp_path / 'model.so')],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and 'OUT must end with .pt2' in bad.stderr

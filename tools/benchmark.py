@@ -10,14 +10,16 @@ What is timed: a ``family:arch`` spec is the variant's ImageNet classifier (``co
 logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewise; a detection or
 segmentation config is its backbone + neck (``extract_feat``) at 1333x800 / 512x512. ``--features``
 times the backbones alone up to their last stage (timm's ``forward_features``). Modes: ``eval``,
-``deploy`` (``switch_to_deploy()``: BatchNorms folded) and the runtimes of the deploy form
-(effvit_mm/runtimes.py): ``compile`` (torch.compile, inductor, freezing=True, static shapes),
-``onnxruntime`` and ``openvino`` (its ONNX export; onnxruntime's thread spinning off, OpenVINO one
-stream; both with PyTorch's thread count). ``--timm`` adds timm's model of each variant timm ships (the
-family spec's ``timm_models``: SHViT, SwiftFormer; eval, re-parameterized: "fused", and the fused form
-in the runtimes asked for), ``--peers`` any timm models (the same), ``--external`` any model built by a
-Python file (e.g. the authors' code built beside the project; eager). Before timing, every entry's
-outputs are compared with its eager eval model (``--tol``, scaled as in tools/export_onnx.py); a
+``deploy`` (``switch_to_deploy()``: BatchNorms folded, oneDNN kernels) and the runtimes of the portable
+deploy form (``fuse()``, effvit_mm/runtimes.py): ``compile`` (torch.compile, inductor, freezing=True,
+static shapes), ``aot`` (AOTInductor: torch.export, compiled ahead of time with freezing into a .pt2
+package, run from Python), ``onnxruntime`` and ``openvino`` (its ONNX export; onnxruntime's thread
+spinning off, OpenVINO one stream; both with PyTorch's thread count). ``--timm`` adds timm's model of
+each variant timm ships (the family spec's ``timm_models``: SHViT, SwiftFormer; eval, re-parameterized:
+"fused", and the fused form in the runtimes asked for), ``--peers`` any timm models (the same),
+``--external`` any model built by a Python file (e.g. the authors' code built beside the project; eval,
+and that model in the runtimes asked for). Before timing, every entry's outputs are compared
+with its eager eval model (``--tol``, scaled as in tools/export_onnx.py); a
 runtime whose package is missing, or that cannot read the model, is left out with one line.
 
 How: all entries of one input size are timed in the same rounds, ``--repeats`` rounds after
@@ -42,7 +44,7 @@ import tempfile
 import torch
 from mmengine import mkdir_or_exist
 
-from effvit_mm.benchmark import (classifier_entries, count_macs, external_entry, features_entries, gemm_entries,
+from effvit_mm.benchmark import (classifier_entries, count_macs, external_entries, features_entries, gemm_entries,
                                  prepare, time_rounds, timm_entries)
 from effvit_mm.models.family import get_family
 from effvit_mm.runtimes import RUNTIMES
@@ -64,7 +66,7 @@ def parse_args():
     p.add_argument('--timm', action='store_true', help="add timm's model of each SHViT / SwiftFormer variant")
     p.add_argument('--peers', nargs='+', default=[], metavar='TIMM_NAME', help='timm models timed beside')
     p.add_argument('--external', nargs='+', default=[], metavar='NAME=FILE.py:FUNC[:ARG,...]',
-                   help='models built by FUNC(*ARGS) of a Python file, timed beside')
+                   help='models built by FUNC(*ARGS) of a Python file, timed beside (eval and the runtimes)')
     p.add_argument('--preset', choices=sorted(PRESETS), help='SHViT protocol settings (override the options)')
     p.add_argument('--batch', type=int, default=16)
     p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W] (default: see above)')
@@ -120,7 +122,8 @@ def groups(args):
     for shape, entries in by_shape.items():
         for name in args.peers:
             entries.extend(timm_entries(name, 'peer', args.features, fused=True, runtimes=runtimes(args)))
-        entries.extend(external_entry(spec) for spec in args.external)
+        for spec in args.external:
+            entries.extend(external_entries(spec, runtimes(args)))
         if args.gemm_size:
             entries.extend(gemm_entries(args.gemm_size, args.device, torch.float16 if args.amp else torch.float32))
     return list(by_shape.items())
@@ -164,7 +167,7 @@ def model_of(entry):
     """The model an entry times in some backend: our target, or the timm / external model's name."""
     if entry.role == 'ours':
         return entry.info['target']
-    return entry.name.split(' ')[0] if entry.role in ('timm', 'peer') else entry.name
+    return entry.name.split(' ')[0]
 
 
 def ratios(row, rows):

@@ -26,30 +26,20 @@ intra-op threads), one summary line. Exits 1 if
 an output's diff, divided by max(1, max |output|), exceeds --tol (1e-4): absolute for outputs within
 [-1, 1], relative to the output's largest magnitude beyond.
 """
-import argparse
 import sys
 
 import torch
 
-from effvit_mm.export import compare_runtime, export_onnx, print_comparison
+from effvit_mm.export import compare_runtime, export_onnx, export_parser, print_comparison
 from effvit_mm.runtimes import OnnxRuntimeModel
 from effvit_mm.targets import build_target, input_shape
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('target', metavar='CONFIG_NAME_OR_SPEC')
-    p.add_argument('out', metavar='OUT.onnx')
-    p.add_argument('--checkpoint')
-    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
-    p.add_argument('--shape', '--res', type=int, nargs='+', help='input H [W]')
-    p.add_argument('--batch', type=int, default=1)
+    p = export_parser(__doc__, '.onnx')
     p.add_argument('--opset', type=int, default=19)
     p.add_argument('--deploy', action='store_true', help='fold the BatchNorms first (effvit_mm.models.layers.fuse)')
     p.add_argument('--dynamic-batch', action='store_true', help='a symbolic batch dimension')
-    p.add_argument('--runs', type=int, default=5, help='timed runs of each runtime (0: no timing)')
-    p.add_argument('--threads', type=int, help='intra-op threads of both runtimes (default: PyTorch\'s)')
-    p.add_argument('--tol', type=float, default=1e-4)
     args = p.parse_args(argv)
     if args.shape and len(args.shape) > 2:
         p.error('--shape takes H [W]')
