@@ -1,5 +1,5 @@
-"""Timing helpers for ``tools/benchmark.py``: what is timed (entries), interleaved timing rounds, the
-machine's fp32 GEMM peak and the multiply-adds each entry performs.
+"""Timing helpers for ``tools/benchmark.py``: what is timed (entries), each entry's check against eager,
+interleaved timing rounds and the machine's fp32 GEMM peak (multiply-adds: :mod:`effvit_mm.analysis`).
 
 Every entry of one input size is timed in the same rounds (one batch each per round, in turn), with the
 GEMM reference as one more entry, so that machine noise reaches all of them alike and the ratios of one
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import torch
 from mmengine.config import Config
 
-from .analysis import macs
 from .export import scaled_diff
 from .models.layers import fuse, switch_to_deploy
 from .models.layers.onednn import linear_pointwise, onednn_available
@@ -23,7 +22,7 @@ from .runtimes import RUNTIMES, RuntimeUnavailable, as_list, build_runtime
 from .targets import Call, build_backbone, build_target, imagenet_config, parse_spec, test_crop
 
 __all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entries',
-           'gemm_entries', 'prepare', 'count_macs', 'time_rounds']
+           'gemm_entries', 'prepare', 'time_rounds']
 
 
 @dataclass
@@ -148,11 +147,6 @@ def prepare(entries, x, workdir, tol):
             raise ValueError(f'{e.name}: outputs differ from eager by {e.info["diff"]:.2g} (> {tol}): not timed')
         kept.append(e)
     return kept, skipped
-
-
-def count_macs(entry, shape):
-    """Multiply-adds per image of ``entry`` at (H, W), by mmengine's FlopAnalyzer (effvit_mm.analysis)."""
-    return macs(entry.model, shape)
 
 
 @torch.no_grad()

@@ -35,15 +35,21 @@ def as_list(out):
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
+def _openvino():
+    try:
+        import openvino
+    except ImportError:
+        raise RuntimeUnavailable('openvino is not installed (pip install openvino)') from None
+    return openvino
+
+
 class _Compiled:
     def __init__(self, model):
-        import torch._inductor.config as inductor_config
-        self.model = model
         self.compiled = torch.compile(model, dynamic=False)
-        self.config = inductor_config
 
     def __call__(self, x):
-        with torch.no_grad(), self.config.patch(freezing=True):
+        import torch._inductor.config as inductor_config
+        with torch.no_grad(), inductor_config.patch(freezing=True):
             return as_list(self.compiled(x))
 
 
@@ -97,10 +103,7 @@ class OpenVINOModel:
     """An ONNX or OpenVINO IR (.xml) file in OpenVINO's CPU plugin (module docstring), ``x -> [tensor, ...]``."""
 
     def __init__(self, path):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise RuntimeUnavailable('openvino is not installed (pip install openvino)') from None
+        ov = _openvino()
         config = {'INFERENCE_NUM_THREADS': torch.get_num_threads(), 'NUM_STREAMS': 1,
                   'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': False}
         try:
@@ -143,10 +146,7 @@ def build_runtime(name, model, x, workdir):
 def save_openvino(onnx_path, xml_path):
     """Convert an ONNX file to OpenVINO IR (``xml_path`` and the ``.bin`` beside it), weights kept in
     fp32 (OpenVINO's ``save_model`` would compress them to fp16 by default)."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise RuntimeUnavailable('openvino is not installed (pip install openvino)') from None
+    ov = _openvino()
     try:
         model = ov.convert_model(str(onnx_path))
     except Exception as error:  # OpenVINO's conversion errors have no common base class

@@ -44,8 +44,9 @@ import tempfile
 import torch
 from mmengine import mkdir_or_exist
 
-from effvit_mm.benchmark import (classifier_entries, count_macs, external_entries, features_entries, gemm_entries,
-                                 prepare, time_rounds, timm_entries)
+from effvit_mm.analysis import macs
+from effvit_mm.benchmark import (classifier_entries, external_entries, features_entries, gemm_entries, prepare,
+                                 time_rounds, timm_entries)
 from effvit_mm.models.family import get_family
 from effvit_mm.runtimes import RUNTIMES
 from effvit_mm.targets import input_shape, parse_spec
@@ -136,7 +137,7 @@ def measure(args, shape, entries, workdir):
         if e.role != 'gemm':
             e.model.to(args.device)
             if id(e.model) not in counted:
-                counted[id(e.model)] = count_macs(e, shape)
+                counted[id(e.model)] = macs(e.model, shape)
             e.macs = counted[id(e.model)]
     x = torch.randn(args.batch, 3, *shape, device=args.device)
     entries, skipped = prepare(entries, x, workdir, args.tol)
