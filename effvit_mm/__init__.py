@@ -10,7 +10,7 @@ mmpretrain's ``ModelHub`` (:mod:`effvit_mm.model_zoo`). Models by name in plain 
 """
 import os.path as osp
 
-from . import engine, models  # noqa: F401
+from . import deployment, engine, models  # noqa: F401
 from .api import get_backbone, get_classifier  # noqa: F401
 from .engine.optim_constructor import plain_param_groups
 from .mmcv_ops import setup_mmcv_ops

@@ -153,18 +153,24 @@ def classify(cfg, images, out_dir, checkpoint, device, partial=False, resize=Non
 
 
 def run_demo(config, inputs, out_dir, checkpoint=None, device=None, cfg_options=None, partial=False,
-             score_thr=0.3, palette='none', opacity=0.8, resize=None):
+             score_thr=0.3, palette='none', opacity=0.8, resize=None, deployed=None):
     """Draw the predictions of ``config`` (with the weights of ``checkpoint``, loaded strictly unless
-    ``partial``, or random ones with a warning) on the image or folder of images ``inputs`` into
-    ``out_dir``, one PNG per image; files that cannot be decoded are skipped, each with a warning. The
-    global default scope is left as it was. Returns the task, the written paths and the skipped
+    ``partial``, or random ones with a warning; or the exported folder ``deployed`` of a detector /
+    segmentor, :class:`~effvit_mm.deployment.DeployedModel`) on the image or folder of images ``inputs``
+    into ``out_dir``, one PNG per image; files that cannot be decoded are skipped, each with a warning.
+    The global default scope is left as it was. Returns the task, the written paths and the skipped
     (path, reason) pairs."""
     cfg = inference_config(load_config(config, cfg_options=cfg_options))
     task = task_of(cfg)
     images = list_images(inputs)
+    if deployed:
+        from .deployment import use_deployed
+        if checkpoint or task == 'classification':
+            raise ValueError('--deployed draws an exported detector / segmentor, without --checkpoint')
+        use_deployed(cfg, deployed)
     if checkpoint and '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} not found')
-    if checkpoint is None:
+    if checkpoint is None and not deployed:
         warnings.warn(f'no checkpoint: the {task} model has random weights, its predictions mean nothing')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     os.makedirs(out_dir, exist_ok=True)

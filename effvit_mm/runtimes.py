@@ -53,12 +53,20 @@ class _Compiled:
             return as_list(self.compiled(x))
 
 
-def save_aot(model, x, path):
-    """Compile ``model`` (eval mode) ahead of time for inputs of ``x``'s shape into the AOTInductor
-    package ``path`` (``.pt2``; module docstring). Needs a C++ compiler (the one that built mmcv)."""
+def save_aot(model, x, path, dynamic_shapes=None):
+    """Compile ``model`` (eval mode) ahead of time for inputs of ``x``'s shape (a tensor or a tuple of
+    inputs; ``dynamic_shapes``: torch.export's, one entry per input) into the AOTInductor package ``path``
+    (``.pt2``; module docstring). Needs a C++ compiler (the one that built mmcv)."""
     import torch._inductor
+    inputs = tuple(x) if isinstance(x, (tuple, list)) else (x, )
     with torch.no_grad():
-        program = torch.export.export(model, (x, ))
+        try:
+            program = torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes)
+        except Exception as error:  # torch.export's errors have no common base class
+            if dynamic_shapes is None:
+                raise
+            raise RuntimeUnavailable(f'torch.export cannot trace the model for every input size (AOTInductor): '
+                                     f'{str(error).strip().splitlines()[0][:300]}') from None
         try:
             return torch._inductor.aoti_compile_and_package(program, package_path=str(path),
                                                             inductor_configs={'freezing': True})
@@ -68,21 +76,21 @@ def save_aot(model, x, path):
 
 
 class AOTModel:
-    """An AOTInductor package (``.pt2``, :func:`save_aot`), ``x -> [tensor, ...]``; inputs of the shape it
-    was compiled for."""
+    """An AOTInductor package (``.pt2``, :func:`save_aot`), ``*inputs -> [tensor, ...]``; inputs of the
+    shapes it was compiled for."""
 
     def __init__(self, path):
         import torch._inductor
         self.path = str(path)
         self.runner = torch._inductor.aoti_load_package(self.path)
 
-    def __call__(self, x):
+    def __call__(self, *xs):
         with torch.no_grad():
-            return as_list(self.runner(x))
+            return as_list(self.runner(*xs))
 
 
 class OnnxRuntimeModel:
-    """An ONNX file in onnxruntime's CPUExecutionProvider (module docstring), ``x -> [tensor, ...]``."""
+    """An ONNX file in onnxruntime's CPUExecutionProvider (module docstring), ``*inputs -> [tensor, ...]``."""
 
     def __init__(self, path):
         try:
@@ -93,14 +101,16 @@ class OnnxRuntimeModel:
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.session = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
-        self.input = self.session.get_inputs()[0].name
+        self.inputs = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, x):
-        return [torch.from_numpy(o) for o in self.session.run(None, {self.input: x.numpy()})]
+    def __call__(self, *xs):
+        feed = {name: x.numpy() for name, x in zip(self.inputs, xs)}
+        return [torch.from_numpy(o) for o in self.session.run(None, feed)]
 
 
 class OpenVINOModel:
-    """An ONNX or OpenVINO IR (.xml) file in OpenVINO's CPU plugin (module docstring), ``x -> [tensor, ...]``."""
+    """An ONNX or OpenVINO IR (.xml) file in OpenVINO's CPU plugin (module docstring),
+    ``*inputs -> [tensor, ...]``."""
 
     def __init__(self, path):
         ov = _openvino()
@@ -114,8 +124,8 @@ class OpenVINOModel:
                                      f'{first or str(error).strip().splitlines()[-1]}') from None
         self.request = self.compiled.create_infer_request()
 
-    def __call__(self, x):
-        results = self.request.infer({0: x.numpy()})
+    def __call__(self, *xs):
+        results = self.request.infer({i: x.numpy() for i, x in enumerate(xs)})
         return [torch.from_numpy(results[out].copy()) for out in self.compiled.outputs]
 
 

@@ -176,3 +176,29 @@ def test_tools_test_reports_miou_and_draws(short_run, tmp_path):
     assert len(drawn) == 6, log[-2000:]
     image = np.asarray(Image.open(drawn[0]))
     assert image.ndim == 3 and image.shape[2] == 3 and image.shape[1] >= IMG_SIZE[0]
+
+
+def test_exported_short_run_gives_the_same_classes_and_miou(short_run, tmp_path):
+    """The trained short run exported whole (tools/deployment/export_model.py, onnxruntime): every pixel of
+    the test set gets mmseg's class, and tools/test.py --deployed reports mmseg's mIoU."""
+    work_dir, whole, _ = short_run
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    config, checkpoint, deployed = str(work_dir / 'config.py'), str(work_dir / 'iter_150.pth'), str(tmp_path / 'dep')
+
+    def tool(*args):
+        result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                                env=env)
+        return result.returncode, result.stdout + result.stderr
+
+    code, log = tool('tools/deployment/export_model.py', config, checkpoint, '--out', deployed)
+    assert code == 0, log[-3000:]
+    code, log = tool('tools/deployment/compare_model.py', config, checkpoint, deployed)
+    assert code == 0 and 'OK: the deployed model' in log, log[-3000:]
+    worst = float(re.search(r'pixels with the same class ([\d.]+)%', log).group(1))
+    print(f'\nexported short run: pixels with the same class {worst:.3f}% (worst image)')
+    assert worst >= 99.9
+    code, log = tool('tools/test.py', config, deployed, '--deployed', '--work-dir', str(tmp_path / 'test'))
+    assert code == 0, log[-3000:]
+    miou = float(re.search(r'aAcc: [\d.]+\s+mIoU: ([\d.]+)', log).group(1))
+    print(f'mIoU: deployed {miou:.2f}, PyTorch {whole["mIoU"]:.2f}')
+    assert miou == pytest.approx(whole['mIoU'], abs=0.2)

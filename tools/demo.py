@@ -2,8 +2,12 @@
 and visualiser of the config's codebase (its default_scope decides): mmdet (boxes, masks, class names,
 scores), mmseg (colour overlay) or mmpretrain (class name and score).
 
-    python tools/demo.py CONFIG INPUT [--checkpoint CKPT [--partial-checkpoint]] [--out-dir DIR] [--device DEV]
-                         [--score-thr T] [--palette P] [--opacity A] [--resize N] [--cfg-options k=v ...]
+    python tools/demo.py CONFIG INPUT [--checkpoint CKPT [--partial-checkpoint] | --deployed DIR] [--out-dir DIR]
+                         [--device DEV] [--score-thr T] [--palette P] [--opacity A] [--resize N]
+                         [--cfg-options k=v ...]
+
+--deployed DIR draws the predictions of a detector / segmentor exported from CONFIG by
+tools/deployment/export_model.py (its graphs in their backend, no PyTorch model).
 
 Without --checkpoint the model has random weights (a warning says so); nothing is downloaded.
 Files that cannot be decoded as images are skipped with a warning and listed at the end; the exit
@@ -24,6 +28,7 @@ def parse_args():
     p.add_argument('input', help='image file, or folder of images')
     p.add_argument('--checkpoint', help='weights (default: random weights)')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
+    p.add_argument('--deployed', metavar='DIR', help='an exported detector / segmentor folder of this config')
     p.add_argument('--out-dir', help='where the PNGs go (default work_dirs/demo/<config name>)')
     p.add_argument('--device', help='e.g. cpu, cuda:0 (default: cuda if available, else cpu)')
     p.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score drawn')
@@ -41,7 +46,8 @@ def main():
     try:
         task, paths, skipped = run_demo(args.config, args.input, out_dir, args.checkpoint, args.device,
                                         args.cfg_options, args.partial_checkpoint, score_thr=args.score_thr,
-                                        palette=args.palette, opacity=args.opacity, resize=args.resize)
+                                        palette=args.palette, opacity=args.opacity, resize=args.resize,
+                                        deployed=args.deployed)
     except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
         raise SystemExit(f'error: {error}')
     print(f'{task}: {len(paths)} image(s) drawn into {out_dir}')

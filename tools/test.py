@@ -3,6 +3,12 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--show] [--show-dir DIR]
                          [--wait-time S] [--tta] [--partial-checkpoint] [--cfg-options k=v ...]
                          [--launcher none|pytorch|slurm|mpi]
+    python tools/test.py CONFIG DIR --deployed [...]
+
+With --deployed, DIR is a folder written by tools/deployment/export_model.py from the same config: its
+graphs run in their backend (onnxruntime, OpenVINO, AOTInductor) on the config's test set, evaluated by
+the config's metrics (effvit_mm.deployment.DeployedModel); a folder exported from another config is
+refused.
 
 A checkpoint that does not fit the config's model (missing, unexpected or reshaped parameters) is
 refused in one line; --partial-checkpoint loads what fits and says in one line what it skipped.
@@ -21,7 +27,9 @@ from effvit_mm.launch import run
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
-    p.add_argument('checkpoint', help='checkpoint file or URL')
+    p.add_argument('checkpoint', help='checkpoint file or URL (with --deployed: the exported folder)')
+    p.add_argument('--deployed', action='store_true',
+                   help='CHECKPOINT is a folder of tools/deployment/export_model.py: evaluate it')
     p.add_argument('--work-dir', help='where the evaluation log goes (default work_dirs/<config name>)')
     p.add_argument('--out', help='dump the predictions: a .pkl file (mmseg: a directory of masks)')
     p.add_argument('--show', action='store_true', help='show the predictions in a window')
@@ -40,11 +48,19 @@ def parse_args():
 
 def setup(args):
     """The config with the command line applied."""
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} not found')
+    if args.deployed and args.tta:
+        raise ValueError('--tta is not available with --deployed (the exported graphs take one view)')
+    if not args.deployed and '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} not found'
+                                + (' (a folder: pass --deployed to test an exported model)'
+                                   if osp.isdir(args.checkpoint) else ''))
     cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    cfg.load_from = args.checkpoint
-    check_checkpoint_fit(cfg, args.partial_checkpoint)
+    if args.deployed:
+        from effvit_mm.deployment import use_deployed
+        use_deployed(cfg, args.checkpoint)
+    else:
+        cfg.load_from = args.checkpoint
+        check_checkpoint_fit(cfg, args.partial_checkpoint)
     enable_progress_bar(cfg)
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show_dir, args.show, args.wait_time)

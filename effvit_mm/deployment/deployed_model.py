@@ -1,0 +1,208 @@
+"""Run an exported detector / segmentor folder (:func:`~effvit_mm.deployment.export_model`) like the
+PyTorch model: :class:`DeployedModel` is an mmengine model whose ``predict`` takes what the config's
+test pipeline gives (uint8 BGR (3, H, W) images and their data samples) and returns mmdet
+``DetDataSample`` s (``pred_instances``: bboxes, scores, labels, masks) or mmseg ``SegDataSample`` s
+(``seg_logits``, ``pred_sem_seg``), so that mmengine's test loop evaluates it with the config's own
+metrics. Nothing of the model is built: the graphs run in their backend, the rest is
+:mod:`effvit_mm.deployment.postprocess`.
+
+Each image runs alone (batch 1), padded as the config's data preprocessor pads the whole batch
+(mmdet: to the batch's largest size, rounded up to ``pad_size_divisor``), so that a batch gives the
+PyTorch model's numbers. An image side below the graphs' smallest (``min_side`` in deploy.json: 32 for
+ONNX, 65 for AOTInductor) is zero-padded up to it (bottom / right; a segmentation's logits are cropped
+back): a detector then sees the padding a larger batch partner would give it; a segmentor's border pixels
+can differ from mmseg's, which runs the sliver as it is.
+"""
+import json
+import math
+import os.path as osp
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+
+from ..runtimes import AOTModel, OnnxRuntimeModel, OpenVINOModel
+from . import postprocess as pp
+from .export import BACKENDS, FORMAT_VERSION
+
+__all__ = ['DeployedModel', 'open_graph', 'read_deploy_meta', 'use_deployed']
+
+
+def read_deploy_meta(path):
+    """``path``/deploy.json, checked: the folder exists, holds deploy.json of this format and every graph
+    file it names. Raises FileNotFoundError / ValueError with one line."""
+    meta_file = osp.join(path, 'deploy.json')
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'deployed model folder {path} not found (write one with '
+                                'tools/deployment/export_model.py)')
+    if not osp.isfile(meta_file):
+        raise FileNotFoundError(f'{path} has no deploy.json: not a folder written by tools/deployment/export_model.py')
+    try:
+        with open(meta_file) as f:
+            meta = json.load(f)
+    except ValueError as error:
+        raise ValueError(f'{meta_file} is not valid JSON ({error}): export the model again') from None
+    if meta.get('format') != FORMAT_VERSION:
+        raise ValueError(f'{meta_file} has format {meta.get("format")}, this effvit_mm reads {FORMAT_VERSION}: '
+                         'export the model again')
+    for name, graph in meta['graphs'].items():
+        files = [graph['file']] + ([graph['file'][:-4] + '.bin'] if graph['file'].endswith('.xml') else [])
+        for file in files:
+            if not osp.isfile(osp.join(path, file)):
+                raise FileNotFoundError(f'{path} lacks {file} (graph {name!r} of deploy.json): export the model again')
+    return meta
+
+
+def use_deployed(cfg, path):
+    """Make ``cfg`` (a detection / segmentation Config) run the exported folder ``path`` instead of its
+    model (``tools/test.py --deployed``, ``tools/demo.py --deployed``); a folder exported from a config
+    with another model is refused in one line."""
+    from .export import model_digest
+    meta = read_deploy_meta(path)
+    if meta['model_digest'] != model_digest(cfg):
+        raise ValueError(f"{path} was exported from {meta['config']}, whose model differs from this config's: "
+                         'export this config (tools/deployment/export_model.py) or use that one')
+    cfg.model = dict(type='DeployedModel', path=str(path))
+    cfg.load_from = None
+    return meta
+
+
+def open_graph(path, backend):
+    """One graph file in its backend's runtime (:mod:`effvit_mm.runtimes`): ``*inputs -> [tensor, ...]``."""
+    if backend == 'onnxruntime':
+        return OnnxRuntimeModel(path)
+    if backend == 'openvino':
+        return OpenVINOModel(path)
+    return AOTModel(path)
+
+
+@MODELS.register_module()
+class DeployedModel(BaseModel):
+    """An exported folder (module docstring) as an mmengine model that predicts.
+
+    Args:
+        path (str): the folder (``deploy.json`` and the graphs).
+        backend (str, optional): must be the folder's backend when given (a check for configs).
+        data_preprocessor: ignored (mmengine's Runner passes a config's top-level one): the folder's
+            ``deploy.json`` holds the pre-processing, applied in :meth:`predict`.
+    """
+
+    def __init__(self, path, backend=None, data_preprocessor=None, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.meta = read_deploy_meta(path)
+        if backend is not None and backend != self.meta['backend']:
+            raise ValueError(f'{path} was exported for {self.meta["backend"]}, not {backend}')
+        if self.meta['backend'] not in BACKENDS:
+            raise ValueError(f'{path}: unknown backend {self.meta["backend"]!r}')
+        self.path = path
+        self.graphs = {name: open_graph(osp.join(path, g['file']), self.meta['backend'])
+                       for name, g in self.meta['graphs'].items()}
+        self.task = self.meta['task']
+        self.dataset_meta = dict(classes=tuple(self.meta['classes']), palette=self.meta['palette'])
+
+    def forward(self, inputs, data_samples=None, mode='predict'):
+        if mode != 'predict':
+            raise ValueError(f"a deployed model only predicts (mode='predict'), not mode={mode!r}")
+        return self.predict(inputs, data_samples)
+
+    # pre-processing -------------------------------------------------------------------------------
+    def _normalise(self, img):
+        pre = self.meta['preprocess']
+        if pre['bgr_to_rgb'] and img.shape[0] == 3:
+            img = img[[2, 1, 0], ...]
+        img = img.float()
+        if pre['mean'] is not None:
+            img = (img - torch.tensor(pre['mean']).view(-1, 1, 1)) / torch.tensor(pre['std']).view(-1, 1, 1)
+        return img
+
+    def predict(self, inputs, data_samples):
+        """``inputs``: uint8 (3, H, W) images (a list or a stacked batch); ``data_samples``: their mmdet /
+        mmseg data samples with the test pipeline's metainfo. Returns the samples with predictions."""
+        imgs = [self._normalise(img) for img in inputs]
+        if self.task == 'detection':
+            divisor = self.meta['preprocess']['pad_size_divisor']
+            least = self.meta['min_side']
+            h = math.ceil(max(least, *(i.shape[1] for i in imgs)) / divisor) * divisor
+            w = math.ceil(max(least, *(i.shape[2] for i in imgs)) / divisor) * divisor
+            for img, sample in zip(imgs, data_samples):
+                x = F.pad(img, (0, w - img.shape[2], 0, h - img.shape[1]), value=self.meta['preprocess']['pad_value'])
+                sample.set_metainfo(dict(batch_input_shape=(h, w), pad_shape=(h, w)))
+                sample.pred_instances = self._detect(x[None], sample.metainfo)
+        else:
+            from mmengine.structures import PixelData
+            post = self.meta['postprocess']
+            least = self.meta['min_side']
+            for img, sample in zip(imgs, data_samples):
+                h, w = img.shape[1:]
+                x = F.pad(img, (0, max(least - w, 0), 0, max(least - h, 0)))
+                logits = self.graphs['segmentor'](x[None])[0][0, :, :h, :w]
+                logits, pred = pp.segmentation_result(logits, (0, 0, 0, 0), sample.metainfo['ori_shape'],
+                                                      post['align_corners'], post['threshold'])
+                sample.set_data(dict(seg_logits=PixelData(data=logits), pred_sem_seg=PixelData(data=pred)))
+        return data_samples
+
+    # detection ------------------------------------------------------------------------------------
+    def _detect(self, x, meta):
+        from mmengine.structures import InstanceData
+        post = self.meta['postprocess']
+        img_shape, scale_factor = meta['img_shape'][:2], meta['scale_factor']
+        outs = self.graphs['detector'](x)
+        if post['type'] == 'single_stage':
+            head = post['head']
+            n = head['num_levels']
+            boxes, scores, labels = pp.dense_predictions(
+                [c[0] for c in outs[:n]], [r[0] for r in outs[n:]], self._anchors(head, outs[:n]), head,
+                post['test_cfg'], img_shape, scale_factor, rescale=True)
+            return InstanceData(bboxes=boxes, scores=scores, labels=labels)
+        levels, rpn = len(post['bbox_roi']['strides']), post['rpn']
+        n = rpn['num_levels']
+        feats, cls, reg = outs[:levels], outs[levels:levels + n], outs[levels + n:]
+        proposals, _, _ = pp.dense_predictions([c[0] for c in cls], [r[0] for r in reg], self._anchors(rpn, cls), rpn,
+                                               post['rpn_cfg'], img_shape, scale_factor, rescale=False)
+        with_mask = 'mask_head' in self.graphs
+        results = InstanceData(bboxes=proposals.new_zeros(0, 4), scores=proposals.new_zeros(0),
+                               labels=proposals.new_zeros(0, dtype=torch.long))
+        if len(proposals):
+            rois = torch.cat([proposals.new_zeros(len(proposals), 1), proposals], 1)
+            cls_score, bbox_pred = self._roi_forward('bbox_head', feats, rois, post['bbox_roi'])
+            boxes, scores, labels = pp.rcnn_detections(rois, cls_score, bbox_pred, post['bbox_head'], post['rcnn_cfg'],
+                                                       img_shape, scale_factor, rescale=not with_mask)
+            results = InstanceData(bboxes=boxes, scores=scores, labels=labels)
+        if with_mask:
+            ori_h, ori_w = meta['ori_shape'][:2]
+            masks = torch.zeros(0, ori_h, ori_w, dtype=torch.bool)
+            if len(results):
+                rois = torch.cat([results.bboxes.new_zeros(len(results), 1), results.bboxes], 1)
+                (logits, ) = self._roi_forward('mask_head', feats, rois, post['mask_roi'])
+                masks, results.bboxes = pp.paste_masks(logits, results.bboxes, results.labels, (ori_h, ori_w),
+                                                       scale_factor, post['rcnn_cfg']['mask_thr_binary'],
+                                                       post['mask_head']['class_agnostic'])
+            results.masks = masks
+        return results
+
+    def _anchors(self, head, cls_scores):
+        """The anchors of each level for these score maps (cached per feature-map size)."""
+        sizes = tuple(tuple(c.shape[-2:]) for c in cls_scores)
+        cache = self.__dict__.setdefault('_anchor_cache', {})
+        key = (id(head), sizes)
+        if key not in cache:
+            cache[key] = pp.anchors(head['anchors'], sizes)
+        return cache[key]
+
+    def _roi_forward(self, graph, feats, rois, params):
+        """Run an RoI graph on ``rois`` (N, 5): each RoI on its level (an empty level gets one dummy RoI,
+        dropped after), outputs back in the order of ``rois``."""
+        levels = pp.map_roi_levels(rois, len(params['strides']), params['finest_scale'])
+        dummy = rois.new_tensor([[0, 0, 0, 1, 1]])
+        index = [torch.nonzero(levels == i).view(-1) for i in range(len(params['strides']))]
+        outs = self.graphs[graph](*feats, *[rois[i] if len(i) else dummy for i in index])
+        order = torch.cat(index)
+        results = []
+        for out in outs:
+            parts = out.split([max(len(i), 1) for i in index])
+            kept = torch.cat([p for p, i in zip(parts, index) if len(i)])
+            result = torch.empty_like(kept)
+            result[order] = kept
+            results.append(result)
+        return results

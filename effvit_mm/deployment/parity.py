@@ -1,0 +1,85 @@
+"""How close a deployed model's predictions are to the PyTorch model's, per image:
+
+- detections (:func:`match_detections`): each reference detection is matched to the deployed detection
+  of the same label with the highest box IoU, one to one, in descending reference score; a match counts
+  when box IoU >= ``box_iou``, |score difference| <= ``score_tol`` and (with masks) mask IoU >= ``mask_iou``;
+- segmentation (:func:`pixel_agreement`): the share of pixels with the same class.
+"""
+import torch
+from torchvision.ops import box_iou as _box_iou
+
+__all__ = ['compare_predictions', 'match_detections', 'pixel_agreement', 'summarise']
+
+
+def _mask_iou(a, b):
+    inter = (a & b).sum().item()
+    union = (a | b).sum().item()
+    return 1.0 if union == 0 else inter / union
+
+
+def match_detections(ref, got, box_iou=0.99, score_tol=1e-3, mask_iou=0.98):
+    """``ref``, ``got``: mmdet ``InstanceData`` (bboxes, scores, labels[, masks]) of one image. Returns a
+    dict: ``ref`` / ``got`` counts, ``matched`` (pairs meeting every bound), and the worst box IoU, score
+    difference and mask IoU over the pairs (None without pairs)."""
+    n_ref, n_got = len(ref.scores), len(got.scores)
+    ious = _box_iou(ref.bboxes.float(), got.bboxes.float()) if n_ref and n_got else torch.zeros(n_ref, n_got)
+    masks = 'masks' in ref and 'masks' in got
+    used, matched = set(), 0
+    worst = dict(box_iou=None, score_diff=None, mask_iou=None)
+    for i in torch.argsort(ref.scores, descending=True).tolist():
+        candidates = [j for j in range(n_got) if j not in used and got.labels[j] == ref.labels[i]]
+        if not candidates:
+            continue
+        j = max(candidates, key=lambda k: ious[i, k].item())
+        used.add(j)
+        stats = dict(box_iou=ious[i, j].item(), score_diff=abs(ref.scores[i] - got.scores[j]).item())
+        if masks:
+            stats['mask_iou'] = _mask_iou(ref.masks[i].bool(), got.masks[j].bool())
+        ok = stats['box_iou'] >= box_iou and stats['score_diff'] <= score_tol and \
+            (not masks or stats['mask_iou'] >= mask_iou)
+        matched += ok
+        for key, value in stats.items():
+            better = max if key == 'score_diff' else min
+            worst[key] = value if worst[key] is None else better(worst[key], value)
+    return dict(ref=n_ref, got=n_got, matched=matched, **worst)
+
+
+def pixel_agreement(ref, got):
+    """The share of pixels of two (1, H, W) class maps that agree."""
+    if ref.shape != got.shape:
+        raise ValueError(f'class maps of different shapes: {tuple(ref.shape)} vs {tuple(got.shape)}')
+    return (ref == got).float().mean().item()
+
+
+def compare_predictions(model, deployed, batches, evaluators=None):
+    """Run the PyTorch ``model`` and the :class:`~effvit_mm.deployment.DeployedModel` ``deployed`` on the
+    same test batches (dicts of ``inputs`` and ``data_samples``, as a test dataloader yields them), and
+    feed each one's predictions to its mmengine ``Evaluator`` of ``evaluators`` (model's, deployed's) if
+    given. Returns one dict per image: :func:`match_detections`' for a detector, ``{'pixels':
+    agreement, 'logits': max abs diff}`` for a segmentor."""
+    import copy
+    stats = []
+    for batch in batches:
+        with torch.no_grad():
+            ref = model.test_step(copy.deepcopy(batch))
+        got = deployed.test_step(copy.deepcopy(batch))
+        for evaluator, outputs in zip(evaluators or (), (ref, got)):
+            evaluator.process(data_samples=outputs, data_batch=batch)
+        for r, g in zip(ref, got):
+            if 'pred_instances' in r:
+                stats.append(match_detections(r.pred_instances, g.pred_instances))
+            else:
+                stats.append(dict(pixels=pixel_agreement(r.pred_sem_seg.data, g.pred_sem_seg.data),
+                                  logits=(r.seg_logits.data - g.seg_logits.data).abs().max().item()))
+    return stats
+
+
+def summarise(stats):
+    """One line for :func:`compare_predictions`' result."""
+    if stats and 'pixels' in stats[0]:
+        worst = min(s['pixels'] for s in stats)
+        return f'{len(stats)} images: pixels with the same class {100 * worst:.3f}% (worst image)'
+    ref, matched = sum(s['ref'] for s in stats), sum(s['matched'] for s in stats)
+    return (f'{len(stats)} images: {matched} of {ref} detections matched ({100 * matched / max(ref, 1):.2f}%), '
+            f'{sum(s["got"] for s in stats)} deployed; images with no detection: {sum(s["ref"] == 0 for s in stats)}, '
+            f'with 100 or more: {sum(s["ref"] >= 100 for s in stats)}')

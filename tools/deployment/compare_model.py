@@ -1,0 +1,77 @@
+"""Compare an exported folder with the PyTorch model it came from, on the config's test set: detections
+matched one to one (same label, box IoU >= 0.99, score within 1e-3, mask IoU >= 0.98) or pixels with the
+same class, and the config's metrics (COCO bbox / segm AP, mIoU) of both.
+
+    python tools/deployment/compare_model.py CONFIG CHECKPOINT DIR [--max-batches N] [--out FILE.json]
+        [--cfg-options k=v ...]
+
+Exits 1 when a detection is unmatched, fewer than 99.9% of an image's pixels agree, or a metric
+differs by more than 0.002 (0.2 for mmseg's percentages).
+"""
+import argparse
+import copy
+import itertools
+import json
+import sys
+
+from mmengine.config import DictAction
+from mmengine.evaluator import Evaluator
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from effvit_mm.config_switches import check_data_roots, load_config
+from effvit_mm.deployment import DeployedModel, use_deployed
+from effvit_mm.deployment.parity import compare_predictions, summarise
+from effvit_mm.targets import build_model
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='the mmdet / mmseg config (file or model-zoo name) the folder was exported from')
+    p.add_argument('checkpoint', help='the weights the folder was exported with')
+    p.add_argument('deployed', metavar='DIR', help='the folder of tools/deployment/export_model.py')
+    p.add_argument('--max-batches', type=int, help='compare on the first N test batches only (no metrics)')
+    p.add_argument('--out', help='write the per-image figures and metrics to this JSON file')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, cfg_options=args.cfg_options)
+        check_data_roots(cfg, ['test'])
+        model = build_model(copy.deepcopy(cfg), args.checkpoint)
+        use_deployed(copy.deepcopy(cfg), args.deployed)
+        deployed = DeployedModel(args.deployed)
+    except (FileNotFoundError, ValueError) as error:  # one line, not a traceback
+        sys.exit(f'error: {error}')
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        loader = Runner.build_dataloader(cfg.test_dataloader)
+        evaluators = None
+        if not args.max_batches:
+            evaluators = [Evaluator(copy.deepcopy(cfg.test_evaluator)) for _ in range(2)]
+            for evaluator in evaluators:
+                evaluator.dataset_meta = loader.dataset.metainfo
+        stats = compare_predictions(model, deployed, itertools.islice(loader, args.max_batches), evaluators)
+        metrics = [evaluator.evaluate(len(loader.dataset)) for evaluator in evaluators or ()]
+    print(summarise(stats))
+    ok = all(s['matched'] == s['ref'] == s['got'] for s in stats if 'ref' in s) and \
+        all(s['pixels'] >= 0.999 for s in stats if 'pixels' in s)
+    if metrics:
+        tol = 0.2 if cfg.default_scope == 'mmseg' else 0.002
+        for key, value in metrics[0].items():
+            if isinstance(value, (int, float)):
+                diff = abs(metrics[1][key] - value)
+                ok &= diff <= tol
+                print(f'{key}: PyTorch {value:.4f}, deployed {metrics[1][key]:.4f} (diff {diff:.4f})')
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(dict(images=stats, metrics=dict(pytorch=metrics[0], deployed=metrics[1]) if metrics else None),
+                      f, indent=1, default=float)
+    print('OK: the deployed model gives the PyTorch model\'s predictions' if ok else 'FAIL: see the figures above')
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

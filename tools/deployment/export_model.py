@@ -1,0 +1,49 @@
+"""Export a whole detector (Mask R-CNN, Faster R-CNN, RetinaNet) or segmentor (EncoderDecoder, e.g.
+Semantic FPN) into a folder that runs without building the model.
+
+    python tools/deployment/export_model.py CONFIG_OR_NAME [CHECKPOINT] --out DIR
+        [--backend onnxruntime|openvino|aot] [--partial-checkpoint] [--cfg-options k=v ...]
+
+DIR receives the graphs (backbone in its deploy form + neck + heads; RoI heads as their own graph;
+dynamic image size), deploy.json (pre- and post-processing parameters, class names). Evaluate it with
+`python tools/test.py CONFIG DIR --deployed`, draw with `python tools/demo.py CONFIG IMAGES --deployed DIR`,
+or in Python: `effvit_mm.deployment.DeployedModel(DIR)`. Without CHECKPOINT the weights are random
+(a warning says so).
+"""
+import argparse
+import sys
+import time
+
+from mmengine.config import DictAction
+
+from effvit_mm.deployment import BACKENDS, export_model
+from effvit_mm.runtimes import RuntimeUnavailable
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config', help='mmdet / mmseg config file or model-zoo name (tools/model_zoo.py list)')
+    p.add_argument('checkpoint', nargs='?', help='weights (default: random weights)')
+    p.add_argument('--out', required=True, help='the folder to write')
+    p.add_argument('--backend', choices=BACKENDS, default='onnxruntime')
+    p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, k=v')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        meta = export_model(args.config, args.out, args.checkpoint, args.backend, args.partial_checkpoint,
+                            args.cfg_options)
+    except (FileNotFoundError, ValueError, RuntimeUnavailable) as error:  # one line, not a traceback
+        sys.exit(f'error: {error}')
+    graphs = ', '.join(f'{name} ({g["file"]})' for name, g in meta['graphs'].items())
+    print(f'exported {args.config} ({meta["task"]}, {len(meta["classes"])} classes) for {args.backend} to {args.out} '
+          f'in {time.perf_counter() - start:.0f} s: {graphs}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
