@@ -216,6 +216,38 @@ def test_aot_refuses_what_torch_export_cannot_trace(coco, ade, tmp_path):
         'error: torch.export cannot trace the model for every input size'), log[-2000:]
 
 
+def test_tools_test_and_demo_run_the_deployed_folder(demo_export, coco):
+    cfg, _, tmp = demo_export
+    code, log = run_tool('tools/test.py', str(tmp / CI_CASES[0]), str(tmp / 'deployed'), '--deployed',
+                         '--work-dir', str(tmp / 'test'))
+    assert code == 0, log[-3000:]
+    assert 'coco/bbox_mAP:' in log and 'coco/segm_mAP:' in log, log[-3000:]
+    code, log = run_tool('tools/demo.py', str(tmp / CI_CASES[0]), str(coco / 'val2017'), '--deployed',
+                         str(tmp / 'deployed'), '--out-dir', str(tmp / 'drawn'), '--score-thr', '0')
+    assert code == 0 and 'detection: 4 image(s) drawn' in log, log[-3000:]
+    assert len(list((tmp / 'drawn').glob('*.png'))) == 4
+
+
+def test_deployed_folder_errors_are_one_line(demo_export, tmp_path):
+    cfg, _, tmp = demo_export
+    other = tmp_path / 'other.py'
+    cfg.model.roi_head.bbox_head.num_classes = 5
+    cfg.dump(other)
+    code, log = run_tool('tools/test.py', str(other), str(tmp / 'deployed'), '--deployed')
+    assert code != 0 and log.strip().splitlines()[-1].startswith('error: ') and 'whose model differs' in log, log
+    code, log = run_tool('tools/test.py', str(tmp / CI_CASES[0]), str(tmp_path), '--deployed')
+    assert code != 0 and 'has no deploy.json' in log.strip().splitlines()[-1], log
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'deploy.json').write_text((tmp / 'deployed' / 'deploy.json').read_text())
+    with pytest.raises(FileNotFoundError, match='lacks detector.onnx'):
+        DeployedModel(str(broken))
+    with pytest.raises(ValueError, match='exported for onnxruntime, not openvino'):
+        DeployedModel(str(tmp / 'deployed'), backend='openvino')
+    with pytest.raises(ValueError, match='only mmdet detectors and mmseg segmentors'):
+        export_model(str(ROOT / 'configs/shvit_s1_in1k.py'), str(tmp_path / 'x'))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', OTHERS)
 def test_every_config_exports(name, coco, ade, tmp_path):
