@@ -178,6 +178,7 @@ def test_tools_test_reports_miou_and_draws(short_run, tmp_path):
     assert image.ndim == 3 and image.shape[2] == 3 and image.shape[1] >= IMG_SIZE[0]
 
 
+@pytest.mark.slow  # .ci/run runs it
 def test_exported_short_run_gives_the_same_classes_and_miou(short_run, tmp_path):
     """The trained short run exported whole (tools/deployment/export_model.py, onnxruntime): every pixel of
     the test set gets mmseg's class, and tools/test.py --deployed reports mmseg's mIoU."""

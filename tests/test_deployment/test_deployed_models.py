@@ -11,9 +11,9 @@ detections at least as well as that folded model does (within 3 points, and >= 8
 it matches them all. The host code alone is bit-exact (test_postprocess.py). Segmentation: >= 99.9% of
 the pixels agree.
 
-The default suite exports one model (the demo Mask R-CNN SHViT-S4, onnxruntime); one per task and family
-and the demo model in OpenVINO are slow checks that .ci/run runs (`-k test_deployed_matches_pytorch`);
-AOTInductor and every other config are slow checks of their own.
+Exports take 20-60 s each on 2 cores, so these are slow checks: one model per task and family, the demo
+model in OpenVINO, tools/test.py / tools/demo.py --deployed and the folder's errors run in .ci/run (its
+`-k` list); AOTInductor and every other config are slow checks of their own.
 """
 import copy
 import os
@@ -173,9 +173,8 @@ def demo_export(coco, ade, tmp_path_factory):
     return cfg, model, tmp
 
 
-@pytest.mark.parametrize('name,backend', [(CI_CASES[0], 'onnxruntime')] + [
-    pytest.param(n, b, marks=pytest.mark.slow) for n, b in [(CI_CASES[0], 'openvino')] +
-    [(n, 'onnxruntime') for n in CI_CASES[1:]]])
+@pytest.mark.slow
+@pytest.mark.parametrize('name,backend', [(n, 'onnxruntime') for n in CI_CASES] + [(CI_CASES[0], 'openvino')])
 def test_deployed_matches_pytorch(name, backend, coco, ade, tmp_path, request):
     if (name, backend) == (CI_CASES[0], 'onnxruntime'):
         cfg, model, tmp = request.getfixturevalue('demo_export')
@@ -216,6 +215,7 @@ def test_aot_refuses_what_torch_export_cannot_trace(coco, ade, tmp_path):
         'error: torch.export cannot trace the model for every input size'), log[-2000:]
 
 
+@pytest.mark.slow
 def test_tools_test_and_demo_run_the_deployed_folder(demo_export, coco):
     cfg, _, tmp = demo_export
     code, log = run_tool('tools/test.py', str(tmp / CI_CASES[0]), str(tmp / 'deployed'), '--deployed',
@@ -228,6 +228,7 @@ def test_tools_test_and_demo_run_the_deployed_folder(demo_export, coco):
     assert len(list((tmp / 'drawn').glob('*.png'))) == 4
 
 
+@pytest.mark.slow
 def test_deployed_folder_errors_are_one_line(demo_export, tmp_path):
     cfg, _, tmp = demo_export
     other = tmp_path / 'other.py'
