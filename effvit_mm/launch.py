@@ -28,7 +28,11 @@ def setup_cpu_distributed(cfg, launcher):
                    LOCAL_RANK=env['OMPI_COMM_WORLD_LOCAL_RANK'])
     env.setdefault('MASTER_ADDR', '127.0.0.1')
     env.setdefault('MASTER_PORT', '29500')
-    dist.init_process_group('gloo', rank=int(env['RANK']), world_size=int(env['WORLD_SIZE']))
+    # keys of this attempt only: after a torchrun restart (MAX_RESTARTS) the agent's store still holds the
+    # addresses of the failed attempt's processes, which gloo would wait for forever
+    store, rank, world_size = next(dist.rendezvous('env://'))
+    store = dist.PrefixStore(f'attempt_{env.get("TORCHELASTIC_RESTART_COUNT", "0")}', store)
+    dist.init_process_group('gloo', store=store, rank=rank, world_size=world_size)
     cfg.pop('sync_bn', None)  # no SyncBN conversion on CPU
     wrapper = cfg.get('model_wrapper_cfg') or dict(  # mmengine's defaults
         broadcast_buffers=False, find_unused_parameters=cfg.get('find_unused_parameters', False))

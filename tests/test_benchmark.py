@@ -61,6 +61,7 @@ def test_detection_config_times_backbone_and_neck(tmp_path):
     assert row['peak_frac'] is None and row['gmacs'] > 0
 
 
+@pytest.mark.slow  # about 40 s: .ci/run runs it among its slow checks
 def test_features_mode_and_errors(tmp_path):
     out = tmp_path / 'feat.json'
     run('shvit:s1', '--features', '--res', 64, '--batch', 1, '--warmup', 0, '--repeats', 1, '--modes', 'eval',
@@ -74,6 +75,7 @@ def test_features_mode_and_errors(tmp_path):
     assert 'expected NAME=FILE.py:FUNC' in run('shvit:s1', '--external', 'oops', '--out', out, ok=False)
 
 
+@pytest.mark.slow  # about 30 s: .ci/run runs it among its slow checks
 def test_runtimes_are_checked_then_timed(tmp_path):
     """onnxruntime and OpenVINO of our deploy form, of timm's fused twin and of an external model: each
     compared with its eager eval model before timing; the fastest backend of each model marked

@@ -120,6 +120,7 @@ def offline(cmd):
     return cmd, dict(http_proxy='http://127.0.0.1:9', https_proxy='http://127.0.0.1:9')
 
 
+@pytest.mark.slow  # about a minute: .ci/run runs it among its slow checks
 def test_offline_install_from_a_wheelhouse_keeps_the_interpreters_torch(tmp_path):
     """An existing interpreter with torch (and the scientific stack) but nothing of OpenMMLab: a
     wheelhouse made for it (--no-torch, --skip what it has) installs the rest with no network."""

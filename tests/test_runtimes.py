@@ -78,6 +78,7 @@ def test_export_openvino_tool(target, outputs, tmp_path):
     assert bad.returncode == 2 and 'OUT must end with .xml' in bad.stderr
 
 
+@pytest.mark.slow  # about 40 s of AOTInductor compilation: .ci/run runs it among its slow checks
 def test_export_aot_tool(tmp_path):
     """tools/export_aot.py: a classifier by its zoo name, compiled ahead of time into a .pt2 package that
     torch loads without effvit_mm and that gives the eval model's logits."""

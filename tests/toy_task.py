@@ -1,12 +1,17 @@
 """A tiny regression task registered into mmengine's root registries, for testing the tools
 (resume, distributed launch, test loop) in seconds."""
+import time
+
 import torch
 import torch.nn as nn
 from mmengine.dataset import BaseDataset
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
+from mmengine.fileio import register_backend
 from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
+
+from effvit_mm.engine.checkpoints import AtomicLocalBackend
 
 
 @DATASETS.register_module()
@@ -59,6 +64,35 @@ class StopAfter(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 >= self.iters:
             runner.train_loop.stop_training = True
+
+
+@HOOKS.register_module()
+class PoisonAt(Hook):
+    """Sets the first parameter of the model to NaN before training iteration ``iteration`` (1-based): that
+    iteration's loss is NaN."""
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.iteration:
+            with torch.no_grad():
+                next(runner.model.parameters()).fill_(float('nan'))
+
+
+@register_backend('slow_atomic_local')
+class SlowAtomicLocalBackend(AtomicLocalBackend):
+    """effvit_mm's atomic checkpoint writes; that of a file named ``epoch_2.pth`` slowed down (64 kB per
+    10 ms) and announced on stdout ("writing PATH"), so that a test can kill a run while writing it."""
+    slow = 'epoch_2.pth'
+
+    def write(self, f, obj, filepath):
+        if not filepath.endswith(self.slow):
+            return super().write(f, obj, filepath)
+        print(f'writing {filepath}', flush=True)
+        for start in range(0, len(obj), 1 << 16):
+            f.write(obj[start:start + (1 << 16)])
+            time.sleep(0.01)
 
 
 def write_config(path, work_dir, max_iters=12, interval=4, sync_bn=False, stop_after=None):

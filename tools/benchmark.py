@@ -5,6 +5,13 @@
     python tools/benchmark.py shvit:s4 --features --shape 512 --batch 1 --peers fastvit_sa12   # latency
     python tools/benchmark.py configs/mask_rcnn_shvit_s4_coco.py --batch 1    # backbone+neck, 1333x800
     python tools/benchmark.py litv2:s --external authors=/path/ref.py:cls_model:s
+    python tools/benchmark.py configs/mask_rcnn_shvit_s4_coco.py --whole --threads 2   # end to end
+
+``--whole``: detection / segmentation configs timed end to end, batch 1 at the test size (1333x800,
+512x512), from the uint8 image to the final data sample: mmdet / mmseg eager (the anchor), the deploy form
+in PyTorch and each of ``--backends`` (exported folders), with each call split into backbone + neck,
+heads and pre / post-processing; the final score threshold is set so that ``--candidates`` class scores
+pass (see effvit_mm/deployment/latency.py).
 
 What is timed: a ``family:arch`` spec is the variant's ImageNet classifier (``configs/<family>_<arch>_in1k.py``,
 logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewise; a detection or
@@ -45,6 +52,7 @@ import torch
 from mmengine import mkdir_or_exist
 
 from effvit_mm.analysis import macs
+from effvit_mm.deployment import BACKENDS
 from effvit_mm.benchmark import (classifier_entries, external_entries, features_entries, gemm_entries, prepare,
                                  time_rounds, timm_entries)
 from effvit_mm.models.family import get_family
@@ -61,6 +69,11 @@ def parse_args():
     p.add_argument('models', nargs='+',
                    help='family:arch (shvit:s4, swiftformer:l1, litv2:s), config files or model-zoo names')
     p.add_argument('--features', action='store_true', help='time the backbones only (last stage)')
+    p.add_argument('--whole', action='store_true', help='time whole detectors / segmentors end to end')
+    p.add_argument('--backends', nargs='*', default=['onnxruntime', 'openvino'], choices=BACKENDS,
+                   help='--whole: the exported backends timed beside the eager forms')
+    p.add_argument('--candidates', type=int, default=2000,
+                   help="--whole: final score threshold set so that this many class scores pass (0: the configs')")
     p.add_argument('--modes', nargs='+', default=['eval', 'deploy'], choices=['eval', 'deploy', *RUNTIMES],
                    help='ours: eval, deploy, runtimes of the deploy form (timm / peers: the same runtimes)')
     p.add_argument('--tol', type=float, default=1e-3, help='largest scaled output difference from eager')
@@ -242,10 +255,31 @@ def write(rows, skipped, out):
     print(f'written to {out}, {stem}.csv and {stem}.md')
 
 
+def whole(args):
+    """``--whole``: time the configs' whole models, print and write the rows (JSON + Markdown)."""
+    from effvit_mm.deployment.latency import markdown, time_whole_models
+    try:
+        rows = time_whole_models(args.models, args.backends, args.warmup, args.repeats, input_shape(args.shape),
+                                 args.candidates or None)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}')
+    table = markdown(rows)
+    print(table)
+    mkdir_or_exist(osp.dirname(osp.abspath(args.out)))
+    with open(args.out, 'w') as f:
+        json.dump(rows, f, indent=2)
+    with open(osp.splitext(args.out)[0] + '.md', 'w') as f:
+        load = f'{args.candidates} candidates' if args.candidates else "the configs' score thresholds"
+        f.write(f'{torch.get_num_threads()} threads, batch 1, fp32, {args.repeats} rounds (medians), {load}\n\n{table}')
+    print(f'written to {args.out} and {osp.splitext(args.out)[0]}.md')
+
+
 def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.whole:
+        return whole(args)
     try:
         by_shape = groups(args)
     except (FileNotFoundError, ValueError) as error:  # e.g. no test crop to time a config at: one line

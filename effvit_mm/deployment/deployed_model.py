@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
-from ..runtimes import AOTModel, OnnxRuntimeModel, OpenVINOModel
+from ..runtimes import AOTModel, OnnxRuntimeModel, OpenVINOModel, as_list
 from . import postprocess as pp
 from .export import BACKENDS, FORMAT_VERSION
 
-__all__ = ['DeployedModel', 'open_graph', 'read_deploy_meta', 'use_deployed']
+__all__ = ['DeployedModel', 'PyTorchGraph', 'open_graph', 'read_deploy_meta', 'use_deployed']
 
 
 def read_deploy_meta(path):
@@ -77,6 +77,18 @@ def open_graph(path, backend):
     return AOTModel(path)
 
 
+class PyTorchGraph:
+    """A graph module (:mod:`~effvit_mm.deployment.graphs`) run eagerly as a backend runs its file:
+    ``*inputs -> [tensor, ...]``, without gradients."""
+
+    def __init__(self, module):
+        self.module = module.eval()
+
+    @torch.no_grad()
+    def __call__(self, *xs):
+        return as_list(self.module(*xs))
+
+
 @MODELS.register_module()
 class DeployedModel(BaseModel):
     """An exported folder (module docstring) as an mmengine model that predicts.
@@ -96,8 +108,21 @@ class DeployedModel(BaseModel):
         if self.meta['backend'] not in BACKENDS:
             raise ValueError(f'{path}: unknown backend {self.meta["backend"]!r}')
         self.path = path
-        self.graphs = {name: open_graph(osp.join(path, g['file']), self.meta['backend'])
-                       for name, g in self.meta['graphs'].items()}
+        self._use({name: open_graph(osp.join(path, g['file']), self.meta['backend'])
+                   for name, g in self.meta['graphs'].items()})
+
+    @classmethod
+    def from_graphs(cls, meta, graphs):
+        """A runner of in-memory ``graphs`` ({name: callable ``*inputs -> [tensor, ...]``}, e.g. the
+        PyTorch modules of :func:`~effvit_mm.deployment.export.graphs`) with ``meta`` as deploy.json holds it."""
+        self = cls.__new__(cls)
+        BaseModel.__init__(self)
+        self.meta, self.path = meta, None
+        self._use(graphs)
+        return self
+
+    def _use(self, graphs):
+        self.graphs = graphs
         self.task = self.meta['task']
         self.dataset_meta = dict(classes=tuple(self.meta['classes']), palette=self.meta['palette'])
 

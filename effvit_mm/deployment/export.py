@@ -28,7 +28,7 @@ from ..models.layers import fuse
 from ..runtimes import RuntimeUnavailable, save_aot, save_openvino
 from .graphs import DenseGraph, RoIGraph, SegGraph, roi_align_params, symbolic_upsampling
 
-__all__ = ['BACKENDS', 'FORMAT_VERSION', 'export_model', 'graphs', 'model_digest', 'postprocess_params', 'probe_inputs',
+__all__ = ['BACKENDS', 'FORMAT_VERSION', 'deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'model_digest', 'postprocess_params', 'probe_inputs',
            'verify_graph']
 
 BACKENDS = ('onnxruntime', 'openvino', 'aot')
@@ -54,7 +54,10 @@ def _class_meta(cfg):
     while 'dataset' in dataset and 'metainfo' not in dataset:  # wrappers (RepeatDataset, ...)
         dataset = dataset.dataset
     meta = dict(dataset.get('metainfo') or {})
-    default = getattr(DATASETS.get(dataset.type), 'METAINFO', {}) if dataset.get('type') else {}
+    kind = dataset.get('type')
+    if kind and '.' not in kind:  # the config's scope, whichever scope is the default now
+        kind = f'{cfg.default_scope}.{kind}'
+    default = getattr(DATASETS.get(kind), 'METAINFO', {}) if kind else {}
     classes = meta.get('classes') or default.get('classes')
     palette = meta.get('palette') or default.get('palette')
     return [str(c) for c in classes], [list(map(int, p)) for p in palette] if palette else None
@@ -265,6 +268,30 @@ def _save_graph(module, inputs, input_names, output_names, dynamic_shapes, backe
     return f'{name}.xml'
 
 
+def describe(cfg, model, backend, config=None, checkpoint=None):
+    """``deploy.json``'s contents for the built detector / segmentor ``model`` of ``cfg`` (its
+    ``graphs`` still empty); ``backend`` 'pytorch' (no graph file: :func:`deployed_in_pytorch`) takes
+    images of every size."""
+    classes, palette = _class_meta(cfg)
+    return dict(format=FORMAT_VERSION, task='detection' if cfg.default_scope == 'mmdet' else 'segmentation',
+                backend=backend, config=osp.basename(str(config)) if config else None, model_digest=model_digest(cfg),
+                min_side=MIN_SIDE.get(backend, 1), checkpoint=osp.basename(checkpoint or '') or None, graphs={},
+                preprocess=_preprocess(model), postprocess=postprocess_params(model), classes=classes, palette=palette)
+
+
+def deployed_in_pytorch(cfg, model):
+    """The deploy form of the built ``model`` of ``cfg`` run eagerly: a
+    :class:`~effvit_mm.deployment.DeployedModel` whose graphs are the PyTorch modules of :func:`graphs`
+    (:class:`~effvit_mm.deployment.deployed_model.PyTorchGraph`, on a copy of ``model`` with its backbone
+    fused), with the same host code as an exported folder."""
+    import copy
+    from .deployed_model import DeployedModel, PyTorchGraph
+    model = copy.deepcopy(model).eval()
+    fuse(model.backbone)
+    return DeployedModel.from_graphs(describe(cfg, model, 'pytorch'),
+                                     {name: PyTorchGraph(part[0]) for name, part in graphs(model, 1).items()})
+
+
 def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partial=False, cfg_options=None):
     """Export the detector / segmentor of ``config`` (a path or model-zoo name) with ``checkpoint``'s
     weights (random without) for ``backend`` into ``out_dir`` (module docstring). Returns the
@@ -280,26 +307,21 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
     if scope not in ('mmdet', 'mmseg'):
         raise ValueError(f'{config} is a {scope or "scope-less"} config: only mmdet detectors and mmseg segmentors '
                          'are exported whole (tools/export_onnx.py exports classifiers)')
-    digest = model_digest(cfg)
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope(scope):
         model = build_model(cfg, checkpoint, partial)
         fuse(model.backbone)
-        parts, post = graphs(model, MIN_SIDE[backend]), postprocess_params(model)
-        preprocess = _preprocess(model)
-        classes, palette = _class_meta(cfg)
+        parts = graphs(model, MIN_SIDE[backend])
+        meta = describe(cfg, model, backend, config, checkpoint)
     os.makedirs(out_dir, exist_ok=True)
-    files = {}
     from .deployed_model import open_graph
     for name, (module, input_names, output_names, inputs, dims) in parts.items():
         module.eval()
         file = _save_graph(module, inputs, input_names, output_names, dims, backend, out_dir, name)
-        probes = probe_inputs(model, name, input_names, post['type'])
+        probes = probe_inputs(model, name, input_names, meta['postprocess']['type'])
         diff = verify_graph(module, open_graph(osp.join(out_dir, file), backend), probes, name)
-        files[name] = dict(file=file, inputs=input_names, outputs=output_names, verified_max_scaled_diff=diff)
-    meta = dict(format=FORMAT_VERSION, task='detection' if scope == 'mmdet' else 'segmentation', backend=backend,
-                config=osp.basename(str(config)), model_digest=digest, min_side=MIN_SIDE[backend], checkpoint=osp.basename(checkpoint or '') or None,
-                graphs=files, preprocess=preprocess, postprocess=post, classes=classes, palette=palette)
+        meta['graphs'][name] = dict(file=file, inputs=input_names, outputs=output_names,
+                                    verified_max_scaled_diff=diff)
     with open(osp.join(out_dir, 'deploy.json'), 'w') as f:
         json.dump(meta, f, indent=1)
     return meta

@@ -153,8 +153,9 @@ class SeededDataset(Dataset):
 class RandomStateHook(Hook):
     """Saves every rank's random states in each checkpoint and restores them on resume (see the
     module docstring). A checkpoint without them (older effvit_mm, plain mmengine), from another
-    number of processes, or saved inside an epoch of an epoch-based loop (which mmengine restarts from
-    its first batch) still resumes, with a warning that the continuation is not exact.
+    number of processes, or saved inside an epoch of mmengine's own epoch-based loop (which restarts that
+    epoch from its first batch; the loop :func:`enable_exact_resume` puts in does not) still resumes, with a
+    warning that the continuation is not exact.
 
     Only the main process writes checkpoints, so every rank's states are gathered (a collective of a
     few kB, in a distributed run) after each training step and epoch, right before ``CheckpointHook``
@@ -176,7 +177,8 @@ class RandomStateHook(Hook):
         if not runner._resume:  # load_from: weights only, a new run
             return
         meta, loop = checkpoint['meta'], runner.train_loop
-        if isinstance(loop, EpochBasedTrainLoop) and meta['iter'] != meta['epoch'] * len(loop.dataloader):
+        if isinstance(loop, EpochBasedTrainLoop) and not getattr(loop, 'resumes_inside_epochs', False) \
+                and meta['iter'] != meta['epoch'] * len(loop.dataloader):
             print_log(f'the checkpoint was saved inside an epoch (iteration {meta["iter"]}): mmengine\'s epoch loop '
                       'trains that epoch again from its first batch (not an exact continuation); resume from an '
                       'end-of-epoch checkpoint instead', logger='current', level=logging.WARNING)
@@ -216,7 +218,8 @@ class RandomStateHook(Hook):
 
 def enable_exact_resume(cfg):
     """Make the training run of ``cfg`` resumable exactly: its train data set and sampler wrapped in
-    :class:`SeededDataset` / :class:`SeededSampler`, and a :class:`RandomStateHook`. Idempotent."""
+    :class:`SeededDataset` / :class:`SeededSampler`, a :class:`RandomStateHook`, and an epoch-based loop
+    that resumes inside an epoch (:class:`~effvit_mm.engine.loops.ResumableEpochBasedTrainLoop`). Idempotent."""
     loader = cfg.get('train_dataloader')
     if not loader:
         return
@@ -224,6 +227,11 @@ def enable_exact_resume(cfg):
         loader.sampler = dict(type='SeededSampler', sampler=loader.sampler)
     if loader.dataset.get('type') != 'SeededDataset':
         loader.dataset = dict(type='SeededDataset', dataset=loader.dataset)
+    train_cfg = cfg.get('train_cfg')
+    if train_cfg and (train_cfg.get('type') == 'EpochBasedTrainLoop' or
+                      ('type' not in train_cfg and train_cfg.get('by_epoch'))):
+        train_cfg.pop('by_epoch', None)
+        train_cfg['type'] = 'ResumableEpochBasedTrainLoop'
     hooks = list(cfg.get('custom_hooks') or [])
     if not any(h.get('type') == 'RandomStateHook' for h in hooks):
         cfg.custom_hooks = hooks + [dict(type='RandomStateHook')]

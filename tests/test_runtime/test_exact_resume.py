@@ -204,11 +204,13 @@ def assert_exact(result):
     assert result['weights'] == result['optimizer'] == result['losses'] == 0.0, result
 
 
+@pytest.mark.slow  # about a minute: .ci/run runs it among its slow checks
 def test_classification_with_persistent_workers_resumes_exactly(tmp_path):
     """Mixup / cutmix, random erasing, drop path, 2 persistent workers, a validation every epoch."""
     assert_exact(check_resume('classification', 'workers2_persistent', 1, tmp_path))
 
 
+@pytest.mark.slow  # about a minute: .ci/run runs it among its slow checks
 def test_segmentation_iteration_loop_resumes_exactly(tmp_path):
     assert_exact(check_resume('segmentation', 'workers0', 1, tmp_path))
 

@@ -105,6 +105,7 @@ def test_checkpoint_of_another_model_is_refused_unless_partial(files):
     assert torch.equal(model.linear.weight, state['linear.weight'])
 
 
+@pytest.mark.slow  # about 40 s: .ci/run runs it among its slow checks
 def test_tools_refuse_in_one_line(files, tmp_path):
     config = write_config(tmp_path / 'toy.py', tmp_path / 'work')
     message = tool('tools/test.py', config, files['evil'], '--work-dir', tmp_path / 'test')

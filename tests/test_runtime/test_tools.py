@@ -66,21 +66,24 @@ def test_checkpoint_without_random_states_resumes_with_a_warning(tmp_path):
     assert (tmp_path / 'part/iter_8.pth').is_file()
 
 
-def test_resume_inside_an_epoch_warns(tmp_path):
-    """An epoch-based loop (8 iterations an epoch): resumed from a checkpoint of iteration 4, mmengine
-    trains epoch 1 again from its first batch, which is said; from an epoch checkpoint it is exact."""
+def test_resume_inside_an_epoch_goes_on_from_the_next_batch(tmp_path):
+    """An epoch-based loop (8 iterations an epoch) resumed from a checkpoint of iteration 4 trains batches
+    5 to 8 of epoch 1, not the whole epoch again (mmengine's own loop would: 20 iterations in all), and
+    ends with the uninterrupted run's weights; no warning."""
     write_config(tmp_path / 'toy.py', tmp_path / 'work', interval=4)
-    epochs = "_base_ = './toy.py'\ntrain_cfg = dict(_delete_=True, by_epoch=True, max_epochs=2, val_interval=2)\n"
-    (tmp_path / 'iter_ckpt.py').write_text(epochs)
-    (tmp_path / 'epoch_ckpt.py').write_text(epochs + "default_hooks = dict(checkpoint=dict(by_epoch=True, interval=1))\n")
-    for name in ('iter_ckpt', 'epoch_ckpt'):
-        run(sys.executable, 'tools/train.py', tmp_path / f'{name}.py', '--work-dir', tmp_path / name)
-    log = run(sys.executable, 'tools/train.py', tmp_path / 'iter_ckpt.py', '--work-dir', tmp_path / 'iter_ckpt',
-              '--resume', tmp_path / 'iter_ckpt/iter_4.pth')
-    assert 'the checkpoint was saved inside an epoch (iteration 4)' in log
-    log = run(sys.executable, 'tools/train.py', tmp_path / 'epoch_ckpt.py', '--work-dir', tmp_path / 'epoch_ckpt',
-              '--resume', tmp_path / 'epoch_ckpt/epoch_1.pth')
-    assert 'resumed epoch: 1, iter: 8' in log and 'not an exact continuation' not in log
+    (tmp_path / 'epochs.py').write_text(
+        "_base_ = './toy.py'\ntrain_cfg = dict(_delete_=True, by_epoch=True, max_epochs=2, val_interval=2)\n")
+    run(sys.executable, 'tools/train.py', tmp_path / 'epochs.py', '--work-dir', tmp_path / 'full')
+    (tmp_path / 'part').mkdir()
+    (tmp_path / 'part/iter_4.pth').write_bytes((tmp_path / 'full/iter_4.pth').read_bytes())
+    log = run(sys.executable, 'tools/train.py', tmp_path / 'epochs.py', '--work-dir', tmp_path / 'part',
+              '--resume', tmp_path / 'part/iter_4.pth')
+    assert 'resumed epoch: 0, iter: 4' in log and 'not an exact continuation' not in log
+    assert re.search(r'Iter\(train\) \[\s*5/16\]', log) and not re.search(r'Iter\(train\) \[\s*4/16\]', log)
+    final = safe_load(tmp_path / 'part/iter_16.pth', map_location='cpu')
+    assert final['meta']['iter'] == 16 and not (tmp_path / 'part/iter_20.pth').exists()
+    expected = weights(tmp_path / 'full/iter_16.pth')
+    assert all(torch.equal(expected[k], final['state_dict'][k]) for k in expected)
 
 
 def test_dist_train_on_two_cpu_processes_then_test(tmp_path):
