@@ -87,17 +87,11 @@ def newest_complete_checkpoint(work_dir):
 
 def resume_from(work_dir, resume):
     """The checkpoint ``--resume`` means: ``resume`` 'auto' -> :func:`newest_complete_checkpoint` of
-    ``work_dir`` (None: none yet, the run starts from the beginning); a path -> that file, refused in one
-    line (ValueError / FileNotFoundError) when missing or not whole."""
-    if resume == 'auto':
-        path = newest_complete_checkpoint(work_dir) if osp.isdir(work_dir) else None
-        if path is None:
-            print_log(f'no complete checkpoint in {work_dir}: training from the start', logger='current')
-        return path
-    if not osp.isfile(resume):
-        raise FileNotFoundError(f'checkpoint {resume} not found')
-    problem = checkpoint_problem(resume)
-    if problem:
-        raise ValueError(f'checkpoint {resume} is {problem}: pass another one, or --resume alone for the newest '
-                         'complete one of the work dir')
-    return resume
+    ``work_dir`` (None: none yet, the run starts from the beginning); a path -> that path (a missing or
+    damaged file is refused in one line when it is loaded)."""
+    if resume != 'auto':
+        return resume
+    path = newest_complete_checkpoint(work_dir) if osp.isdir(work_dir) else None
+    if path is None:
+        print_log(f'no complete checkpoint in {work_dir}: training from the start', logger='current')
+    return path
