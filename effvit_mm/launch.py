@@ -1,5 +1,7 @@
-"""Launching a config's runner (tools/train.py, tools/test.py), with CPU-only distributed launches:
-a gloo process group and :class:`~effvit_mm.engine.CPUDistributedDataParallel`."""
+"""Launching a config's runner (tools/train.py, tools/test.py), with CPU-only distributed launches
+(a gloo process group and :class:`~effvit_mm.engine.CPUDistributedDataParallel`) and process groups
+that survive torchrun's restarts."""
+import datetime
 import os
 import subprocess
 
@@ -7,6 +9,28 @@ import torch
 import torch.distributed as dist
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+
+def init_attempt_process_group(backend, timeout=None):
+    """``torch.distributed.init_process_group`` from torchrun's (``env://``) variables, on keys of this
+    attempt only: after a torchrun restart (``MAX_RESTARTS``) the agent's store still holds the addresses
+    of the failed attempt's processes, which the new ones would wait for forever. ``timeout`` in seconds,
+    as mmengine's ``dist_cfg``."""
+    store, rank, world_size = next(dist.rendezvous('env://'))
+    store = dist.PrefixStore(f'attempt_{os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")}', store)
+    kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, **kwargs)
+
+
+def setup_gpu_restarts(cfg, launcher):
+    """Under torchrun with CUDA, start the config's process group (``env_cfg.dist_cfg``, NCCL by default)
+    with :func:`init_attempt_process_group`, on the GPU of ``LOCAL_RANK``, as mmengine's ``init_dist``
+    would, so that a restarted job does not hang; mmengine then finds the group started."""
+    if launcher != 'pytorch' or not torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist_cfg = dict((cfg.get('env_cfg') or {}).get('dist_cfg') or {})
+    torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
+    init_attempt_process_group(dist_cfg.pop('backend', 'nccl'), dist_cfg.pop('timeout', None))
 
 
 def setup_cpu_distributed(cfg, launcher):
@@ -28,11 +52,7 @@ def setup_cpu_distributed(cfg, launcher):
                    LOCAL_RANK=env['OMPI_COMM_WORLD_LOCAL_RANK'])
     env.setdefault('MASTER_ADDR', '127.0.0.1')
     env.setdefault('MASTER_PORT', '29500')
-    # keys of this attempt only: after a torchrun restart (MAX_RESTARTS) the agent's store still holds the
-    # addresses of the failed attempt's processes, which gloo would wait for forever
-    store, rank, world_size = next(dist.rendezvous('env://'))
-    store = dist.PrefixStore(f'attempt_{env.get("TORCHELASTIC_RESTART_COUNT", "0")}', store)
-    dist.init_process_group('gloo', store=store, rank=rank, world_size=world_size)
+    init_attempt_process_group('gloo')
     cfg.pop('sync_bn', None)  # no SyncBN conversion on CPU
     wrapper = cfg.get('model_wrapper_cfg') or dict(  # mmengine's defaults
         broadcast_buffers=False, find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -46,6 +66,7 @@ def run(cfg, mode):
     launches, and run ``mode`` ('train' or 'test'). The process group is closed at the end, after a
     barrier: a gloo rank that tears its connections down while another still talks to it, or exits
     with the group open, can abort ("terminate called without an active exception")."""
+    setup_gpu_restarts(cfg, cfg.launcher)
     setup_cpu_distributed(cfg, cfg.launcher)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     try:

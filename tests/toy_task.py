@@ -1,5 +1,7 @@
 """A tiny regression task registered into mmengine's root registries, for testing the tools
 (resume, distributed launch, test loop) in seconds."""
+import errno
+import os
 import time
 
 import torch
@@ -80,14 +82,21 @@ class PoisonAt(Hook):
                 next(runner.model.parameters()).fill_(float('nan'))
 
 
-@register_backend('slow_atomic_local')
-class SlowAtomicLocalBackend(AtomicLocalBackend):
-    """effvit_mm's atomic checkpoint writes; that of a file named ``epoch_2.pth`` slowed down (64 kB per
-    10 ms) and announced on stdout ("writing PATH"), so that a test can kill a run while writing it."""
-    slow = 'epoch_2.pth'
+@register_backend('faulty_atomic_local')
+class FaultyAtomicLocalBackend(AtomicLocalBackend):
+    """effvit_mm's atomic checkpoint writes, with faults for the tests: the write of a file whose name ends
+    with ``slow`` is slowed down (64 kB per 10 ms) and announced on stdout ("writing PATH"), so that a test
+    can signal or kill a run while writing it; that of a file whose name ends with ``full`` stops half-way
+    with the error of a full disk (ENOSPC)."""
+
+    def __init__(self, slow=None, full=None):
+        self.slow, self.full = slow, full
 
     def write(self, f, obj, filepath):
-        if not filepath.endswith(self.slow):
+        if self.full and filepath.endswith(self.full):
+            f.write(obj[:len(obj) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if not (self.slow and filepath.endswith(self.slow)):
             return super().write(f, obj, filepath)
         print(f'writing {filepath}', flush=True)
         for start in range(0, len(obj), 1 << 16):

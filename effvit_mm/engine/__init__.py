@@ -1,5 +1,5 @@
 """Training-loop pieces for mmengine (importing registers them in mmengine's root registries)."""
-from .checkpoints import AtomicLocalBackend, newest_complete_checkpoint
+from .checkpoints import AtomicCheckpointHook, AtomicLocalBackend, newest_complete_checkpoint
 from .exact_resume import RandomStateHook, SeededDataset, SeededSampler, enable_exact_resume
 from .fault_tolerance import NonFiniteLossHook, PreemptionHook, enable_fault_tolerance
 from .hooks import ProgressBarHook
@@ -8,7 +8,7 @@ from .model_wrappers import CPUDistributedDataParallel
 from .optim_wrappers import AGCAmpOptimWrapper, AGCOptimWrapper
 from .timm_scheduler import TimmLRScheduler
 
-__all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'AtomicLocalBackend', 'CPUDistributedDataParallel',
-           'NonFiniteLossHook', 'PreemptionHook', 'ProgressBarHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
-           'SeededDataset', 'SeededSampler', 'TimmLRScheduler', 'enable_exact_resume', 'enable_fault_tolerance',
-           'newest_complete_checkpoint']
+__all__ = ['AGCAmpOptimWrapper', 'AGCOptimWrapper', 'AtomicCheckpointHook', 'AtomicLocalBackend',
+           'CPUDistributedDataParallel', 'NonFiniteLossHook', 'PreemptionHook', 'ProgressBarHook', 'RandomStateHook',
+           'ResumableEpochBasedTrainLoop', 'SeededDataset', 'SeededSampler', 'TimmLRScheduler', 'enable_exact_resume',
+           'enable_fault_tolerance', 'newest_complete_checkpoint']

@@ -31,7 +31,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS
 from mmengine.runner import EpochBasedTrainLoop
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
+
+from .fault_tolerance import spare_worker
 
 __all__ = ['SeededIndex', 'SeededSampler', 'SeededDataset', 'RandomStateHook', 'enable_exact_resume',
            'get_random_states', 'set_random_states', 'seeded']
@@ -125,10 +127,13 @@ class SeededSampler(Sampler):
 class SeededDataset(Dataset):
     """``dataset`` (a config or a built data set) whose samples, when asked for by a
     :class:`SeededIndex`, are prepared under that index's seed (:func:`seeded`). Everything else
-    (``metainfo``, ``get_data_info``, ...) is the wrapped data set's."""
+    (``metainfo``, ``get_data_info``, ...) is the wrapped data set's. In a loader worker, the
+    ``worker_signals`` (names) are left to the main process
+    (:func:`~effvit_mm.engine.fault_tolerance.spare_worker`)."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, worker_signals=()):
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+        self.worker_signals = tuple(worker_signals)
 
     @property
     def metainfo(self):
@@ -143,6 +148,8 @@ class SeededDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
+        if self.worker_signals and get_worker_info() is not None:
+            spare_worker(self.worker_signals)
         if not isinstance(index, SeededIndex):
             return self.dataset[index]
         with seeded(index.seed):

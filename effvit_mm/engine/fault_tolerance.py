@@ -8,36 +8,32 @@ puts both hooks and atomic checkpoints into a config; ``tools/train.py`` does it
   second signal, or no checkpoint within ``deadline`` seconds, ends the process at once.
 - :class:`NonFiniteLossHook`: a NaN or infinite loss stops the run at that iteration with one line (the
   iteration and the loss terms); the last checkpoint stays the last good one. Runs whose optimiser
-  wrapper skips such steps itself (AMP's loss scaler) are left alone.
+  wrapper skips such steps itself (AMP's loss scaler) are left alone. (mmdet's ``CheckInvalidLossHook``
+  is not enough: it looks every 50 iterations, at the total loss of its own rank only, so the other
+  ranks wait in their next all-reduce, and fails with a bare ``AssertionError``; it would also stop AMP
+  runs.)
 """
 import math
 import os
+import os.path as osp
 import signal
 import threading
 import time
 
 import torch
 from mmengine.dist import all_reduce, barrier, is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
+from mmengine.runner import EpochBasedTrainLoop
 
-__all__ = ['PREEMPTED_EXIT_CODE', 'NonFiniteLoss', 'NonFiniteLossHook', 'PreemptionHook', 'atomic_write_text',
-           'enable_fault_tolerance']
+from .checkpoints import atomic_write
+
+__all__ = ['PREEMPTED_EXIT_CODE', 'NonFiniteLoss', 'NonFiniteLossHook', 'PreemptionHook', 'enable_fault_tolerance',
+           'spare_worker']
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): a temporary failure, to be retried
 ATOMIC = dict(backend='atomic_local')  # effvit_mm.engine.checkpoints.AtomicLocalBackend
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder (flushed, fsynced, renamed):
-    a reader sees the old contents or the new, never a part."""
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @HOOKS.register_module()
@@ -51,8 +47,9 @@ class PreemptionHook(Hook):
             than 2 s after the first: copies of the first, from the launcher, are ignored).
     """
     priority = 'LOWEST'  # after CheckpointHook and RandomStateHook: the iteration is complete
+    SIGNALS = ('SIGTERM', 'SIGUSR1')
 
-    def __init__(self, signals=('SIGTERM', 'SIGUSR1'), deadline=60.0):
+    def __init__(self, signals=SIGNALS, deadline=60.0):
         unknown = [s for s in signals if not hasattr(signal, s)]
         if unknown:
             raise ValueError(f'PreemptionHook: unknown signal(s) {", ".join(unknown)} (e.g. SIGTERM, SIGUSR1)')
@@ -84,15 +81,49 @@ class PreemptionHook(Hook):
             return
         name = signal.Signals(flag.item()).name
         filename = f'iter_{runner.iter + 1}.pth'
-        runner.save_checkpoint(runner.work_dir, filename, by_epoch=False, backend_args=ATOMIC)
+        runner.save_checkpoint(runner.work_dir, filename, by_epoch=False, backend_args=self._backend_args(runner))
         if is_main_process():
-            path = os.path.join(runner.work_dir, filename)
+            path = osp.join(runner.work_dir, filename)
             runner.message_hub.update_info('last_ckpt', path)
-            atomic_write_text(os.path.join(runner.work_dir, 'last_checkpoint'), path)
-        print_log(f'{name} received: stopped after iteration {runner.iter + 1} (epoch {runner.epoch + 1}), saved '
-                  f'{filename}; continue with --resume', logger='current')
+            atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), lambda f: f.write(path.encode()))
+        epoch = f' (epoch {runner.epoch + 1})' if isinstance(runner.train_loop, EpochBasedTrainLoop) else ''
+        print_log(f'{name} received: stopped after iteration {runner.iter + 1}{epoch}, saved {filename}; continue '
+                  'with --resume', logger='current')
         barrier()
         raise SystemExit(PREEMPTED_EXIT_CODE)
+
+    @staticmethod
+    def _backend_args(runner):
+        """The checkpoint hook's file backend (atomic unless the config chose another), else atomic."""
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        return (hook.backend_args if hook is not None else None) or ATOMIC
+
+
+_spared = None  # the process whose signals spare_worker() has taken
+
+
+def spare_worker(signals):
+    """In a DataLoader worker (called once it runs; once a process is enough): ``signals`` sent by anyone
+    but the main process are ignored, so that the signal a cluster sends to every process of a job does
+    not kill the worker (torch's workers die on SIGTERM, which fails the iteration in progress) and the
+    main process can save its checkpoint; sent by the main process (the SIGTERM with which it ends its
+    workers), they end the worker, as torch's own handler does.
+
+    The signals are blocked in the calling thread (the worker's only thread before it first returns a
+    sample) and so in every thread it starts later; one thread takes them with their sender."""
+    global _spared
+    if _spared == os.getpid():
+        return
+    _spared = os.getpid()
+    numbers = {getattr(signal, s) for s in signals}
+    signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    threading.Thread(target=_take_signals, args=(numbers, os.getppid()), daemon=True).start()
+
+
+def _take_signals(signals, parent):
+    while True:
+        if signal.sigwaitinfo(signals).si_pid == parent:
+            os._exit(0)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -126,12 +157,22 @@ class NonFiniteLossHook(Hook):
 
 def enable_fault_tolerance(cfg):
     """Put :class:`PreemptionHook`, :class:`NonFiniteLossHook` and atomic checkpoint writes (the
-    checkpoint hook's ``backend_args``, unless the config names a backend) into ``cfg``. Idempotent."""
+    checkpoint hook's ``backend_args``, unless the config names a backend; mmengine's hook becomes
+    :class:`~effvit_mm.engine.checkpoints.AtomicCheckpointHook`) into ``cfg``, and make the
+    train loader's workers leave the hook's signals to the main process (:func:`spare_worker`, through
+    the :class:`~effvit_mm.engine.exact_resume.SeededDataset` that :func:`enable_exact_resume` puts in).
+    Idempotent."""
     hooks = list(cfg.get('custom_hooks') or [])
     for hook in ('PreemptionHook', 'NonFiniteLossHook'):
         if not any(h.get('type') == hook for h in hooks):
             hooks.append(dict(type=hook))
     cfg.custom_hooks = hooks
+    preemption = next(h for h in hooks if h.get('type') == 'PreemptionHook')
+    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+    if dataset.get('type') == 'SeededDataset':
+        dataset['worker_signals'] = list(preemption.get('signals', PreemptionHook.SIGNALS))
     checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint is not None and checkpoint.get('type') in ('CheckpointHook', CheckpointHook):
+        checkpoint['type'] = 'AtomicCheckpointHook'  # last_checkpoint replaced at once, too
     if checkpoint is not None and not checkpoint.get('backend_args'):
         checkpoint['backend_args'] = dict(ATOMIC)

@@ -1,12 +1,16 @@
 """Training that survives preemption and crashes (effvit_mm.engine: ResumableEpochBasedTrainLoop,
 PreemptionHook, atomic checkpoints, NonFiniteLossHook), on the demo detector with randomness on (flips,
-the proposal samplers, drop path): a run stopped by SIGTERM inside an epoch, or SIGKILLed while writing a
-checkpoint, and resumed, ends with the weights, optimiser state and logged losses of the run that was
-never interrupted, and trains no batch twice."""
+the proposal samplers, drop path): a run stopped by SIGTERM inside an epoch (1 or 2 processes, 0 or 2
+workers), SIGKILLed while writing a checkpoint, out of disk space while saving, or with a rank killed
+under torchrun's restarts, and resumed, ends with the weights, optimiser state and logged losses of the
+run that was never interrupted, and trains no batch twice. A second signal or the deadline ends a slow
+save at once; a NaN loss stops the run in one line."""
+import contextlib
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,28 +18,28 @@ import time
 from pathlib import Path
 
 import pytest
-from test_exact_resume import (ENV, ROOT, descendants, free_port, kill, last_checkpoint, logged, max_diff, running,
-                               write_config)
+from test_exact_resume import (ENV, LOG_LINE, ROOT, descendants, free_port, kill, last_checkpoint, logged, max_diff,
+                               running, write_config)
 
 from effvit_mm.engine.checkpoints import checkpoint_problem, newest_complete_checkpoint
 
 TESTS = ROOT / 'tests'
 TEST_ENV = dict(ENV, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS), os.environ.get('PYTHONPATH', '')]))
-ITER = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
-OPTIONS = ['randomness.seed=0', 'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
 
 
-def start(config, work_dir, nproc=1, options=(), resume=False, env=None):
+def start(config, work_dir, nproc=1, workers=0, resume=False, env=None):
     cmd = (['bash', 'tools/dist_train.sh', str(config), str(nproc)] if nproc > 1 else
            [sys.executable, 'tools/train.py', str(config)]) + ['--work-dir', str(work_dir)]
-    cmd += ['--cfg-options', *OPTIONS, *options] + (['--resume'] if resume else [])
+    cmd += ['--cfg-options', 'randomness.seed=0', f'train_dataloader.num_workers={workers}',
+            'train_dataloader.persistent_workers=False'] + (['--resume'] if resume else [])
     return subprocess.Popen(cmd, cwd=ROOT, env=dict(TEST_ENV, PORT=str(free_port()), **(env or {})),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def iteration(line):
-    m = ITER.search(line)
-    return (int(m[1]) - 1) * int(m[3]) + int(m[2]) if m else None
+    """The training iteration (1-based, over the run) a log line reports, else None."""
+    m = LOG_LINE.search(line)
+    return None if m is None else int(m[4]) if m[4] else (int(m[1]) - 1) * int(m[3]) + int(m[2])
 
 
 def finish(proc, lines=()):
@@ -50,17 +54,29 @@ def run_to_end(*args, **kwargs):
     return log
 
 
-def signal_at(config, work_dir, at, sig=signal.SIGTERM, nproc=1):
-    """Start a run and send ``sig`` to all its processes (as Slurm does) once the log shows iteration
-    ``at``. Returns (log, exit code)."""
-    proc, lines = start(config, work_dir, nproc), []
+def send(proc, sig=signal.SIGTERM):
+    """``sig`` to the run and all its processes, as Slurm signals a job."""
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def signal_at(config, work_dir, at, nproc=1, workers=0):
+    """Start a run and send SIGTERM once the log shows iteration ``at``. Returns (log, exit code)."""
+    proc, lines = start(config, work_dir, nproc, workers), []
     for line in proc.stdout:
         lines.append(line)
         if (iteration(line) or 0) >= at:
-            for pid in [proc.pid, *descendants(proc.pid)]:
-                os.kill(pid, sig)
+            send(proc)
             break
     return finish(proc, lines)
+
+
+def faulty(config, name, **backend):
+    """``config`` whose checkpoints go through tests/toy_task.py's FaultyAtomicLocalBackend(**backend)."""
+    options = ''.join(f', {key}={value!r}' for key, value in backend.items())
+    return with_toy_task(config, name, "default_hooks = dict(checkpoint=dict(backend_args=dict("
+                         f"backend='faulty_atomic_local'{options})))")
 
 
 def with_toy_task(config, name, extra):
@@ -90,31 +106,82 @@ def detection(tmp_path_factory):
     return config, reference, tmp
 
 
-def test_sigterm_inside_an_epoch_saves_that_iteration_and_resumes_exactly(detection):
-    config, reference, tmp = detection
-    at = random.choice([5, 6, 7, 9, 10])  # inside epoch 2 or 3 (4 iterations an epoch)
-    work = tmp / 'sigterm'
-    log, code = signal_at(config, work, at)
-    assert code == 75, log[-3000:]
-    stopped = int(re.search(r'SIGTERM received: stopped after iteration (\d+) \(epoch \d+\), saved iter_\1\.pth', log)[1])
-    assert at <= stopped < 12
-    log = run_to_end(config, work, resume=True)
-    assert f'resumed epoch: {(stopped - 1) // 4}, iter: {stopped}' in log and 'not an exact continuation' not in log
-    trained = sorted({iteration(line) for line in log.splitlines() if iteration(line)})
-    assert trained == list(range(stopped + 1, 13))  # no batch trained twice
+def resume_and_compare(config, work, reference, resumed_from, case, nproc=1, workers=0, **facts):
+    """Resume the run in ``work`` (``--resume``, auto); check it goes on after iteration ``resumed_from``
+    without training a batch twice and ends as the ``reference`` run (0.0; 12 iterations with 1 process,
+    6 with 2). Returns the resumed log."""
+    total = 12 // nproc
+    log = run_to_end(config, work, nproc=nproc, workers=workers, resume=True)
+    assert f'iter: {resumed_from}' in log and 'not an exact continuation' not in log, log[-3000:]
+    if nproc == 1:
+        trained = sorted({iteration(line) for line in log.splitlines() if iteration(line)})
+        assert trained == list(range(resumed_from + 1, total + 1))  # no batch trained twice
     result = compare(reference, work)
-    print(json.dumps(dict(case='SIGTERM', processes=1, workers=0, signal_at=at, resumed_from=stopped, **result)))
-    assert result['weights'] == result['optimizer'] == result['losses'] == 0.0 and result['iters'] == 12, result
+    shutil.rmtree(work)  # checkpoints of 360 MB: the slow checks would take many GB of disk
+    print(json.dumps(dict(case=case, processes=nproc, workers=workers, **facts, resumed_from=resumed_from, **result)))
+    assert result['weights'] == result['optimizer'] == result['losses'] == 0.0 and result['iters'] == total, result
+    return log
 
 
+def sigterm_then_resume(detection, nproc, workers):
+    config, _, tmp = detection
+    reference = two_process_reference(detection) if nproc > 1 else detection[1]
+    per_epoch = 4 // nproc  # 8 images, 2 an iteration and process
+    # inside epoch 2 or 3, not at the last two iterations (the run may do one more before it stops)
+    at = random.choice([k for k in range(per_epoch + 1, 3 * per_epoch - 1) if k % per_epoch])
+    work = tmp / f'sigterm_{nproc}_{workers}'
+    log, code = signal_at(config, work, at, nproc, workers)
+    assert code == 75 if nproc == 1 else code != 0, log[-3000:]
+    stopped = int(re.search(r'SIGTERM received: stopped after iteration (\d+) \(epoch \d+\), saved iter_\1\.pth',
+                            log)[1])
+    assert at <= stopped < 3 * per_epoch and (work / f'iter_{stopped}.pth').is_file()
+    log = resume_and_compare(config, work, reference, stopped, 'SIGTERM', nproc, workers, signal_at=at,
+                             iterations_trained_again=0)
+    assert f'resumed epoch: {(stopped - 1) // per_epoch}, iter: {stopped}' in log
+
+
+def two_process_reference(detection):
+    config, _, tmp = detection
+    reference = tmp / 'reference2'
+    if not (reference / 'last_checkpoint').exists():
+        run_to_end(config, reference, nproc=2)  # 2 iterations an epoch
+    return reference
+
+
+def test_sigterm_inside_an_epoch_saves_that_iteration_and_resumes_exactly(detection):
+    sigterm_then_resume(detection, nproc=1, workers=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('nproc,workers', [(1, 2), (2, 0), (2, 2)])
+def test_sigterm_then_resume_with_processes_and_workers(detection, nproc, workers):
+    sigterm_then_resume(detection, nproc, workers)
+
+
+@pytest.mark.slow
+def test_sigterm_in_an_iteration_based_loop_resumes_exactly(tmp_path):
+    """The demo segmentor's iteration-based loop (12 iterations, a checkpoint every 4), with 2 workers
+    (started when mmengine builds the loop, before any hook runs: they leave the signal to the main
+    process from their first sample on)."""
+    config = write_config('segmentation', tmp_path)
+    reference = tmp_path / 'reference'
+    run_to_end(config, reference)
+    at = random.choice([2, 3, 5, 6, 7, 9, 10])
+    log, code = signal_at(config, tmp_path / 'sigterm', at, workers=2)
+    assert code == 75, log[-3000:]
+    stopped = int(re.search(r'SIGTERM received: stopped after iteration (\d+), saved iter_\1\.pth', log)[1])
+    resume_and_compare(config, tmp_path / 'sigterm', reference, stopped, 'SIGTERM, iteration-based loop (segmentor)',
+                       workers=2, signal_at=at, iterations_trained_again=0)
+
+
+@pytest.mark.slow
 def test_kill_while_writing_a_checkpoint_then_resume_auto(detection):
     """SIGKILL while epoch_2.pth is being written (slowly, by tests/toy_task.py's backend): no epoch_2.pth
-    is left, only its temporary file; a truncated checkpoint from another writer is passed over in one
-    line; --resume takes epoch_1.pth and the run ends as the uninterrupted one."""
+    is left, only its temporary file, which the resumed run removes; a truncated checkpoint from another
+    writer is passed over in one line; --resume takes epoch_1.pth and the run ends as the uninterrupted one."""
     config, reference, tmp = detection
     work = tmp / 'killed_writing'
-    slow = with_toy_task(config, 'slow', "default_hooks = dict(checkpoint=dict(backend_args=dict(backend='slow_atomic_local')))")
-    proc, lines, killed = start(slow, work), [], False
+    proc, lines, killed = start(faulty(config, 'slow', slow='epoch_2.pth'), work), [], False
     for line in proc.stdout:
         lines.append(line)
         if line.startswith('writing') and line.strip().endswith('epoch_2.pth'):
@@ -124,17 +191,65 @@ def test_kill_while_writing_a_checkpoint_then_resume_auto(detection):
             break
     log, _ = finish(proc, lines)
     assert killed and not (work / 'epoch_2.pth').exists(), log[-3000:]
-    assert list(work.glob('epoch_2.pth.tmp*')) and not checkpoint_problem(work / 'epoch_1.pth')
+    partial = list(work.glob('epoch_2.pth.tmp*'))
+    assert partial and not checkpoint_problem(work / 'epoch_1.pth')
     # a truncated newest file, as a non-atomic writer leaves it
     whole = (reference / 'epoch_3.pth').read_bytes()
     (work / 'epoch_3.pth').write_bytes(whole[:len(whole) // 2])
     assert newest_complete_checkpoint(work) == str(work / 'epoch_1.pth')
-    log = run_to_end(slow, work, resume=True)
+    log = resume_and_compare(config, work, reference, 4, 'SIGKILL while writing epoch_2.pth', killed_at=8,
+                             iterations_trained_again=4)
     assert re.search(r'checkpoint .*epoch_3\.pth is unreadable \(.*\): resuming from the previous complete one', log)
-    assert 'resumed epoch: 1, iter: 4' in log
-    result = compare(reference, work)
-    print(json.dumps(dict(case='SIGKILL while writing epoch_2.pth', processes=1, workers=0, resumed_from=4, **result)))
-    assert result['weights'] == result['optimizer'] == result['losses'] == 0.0, result
+    assert f'removed {partial[0]}, left by a save that was killed before it ended' in log
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_previous_checkpoint(detection):
+    """The write of epoch_2.pth stops half-way with ENOSPC (tests/toy_task.py's backend): the run ends with
+    one line, epoch_1.pth stays the newest checkpoint (no partial file, last_checkpoint unchanged), and
+    --resume from there ends as the uninterrupted run."""
+    config, reference, tmp = detection
+    work = tmp / 'full_disk'
+    log, code = finish(start(faulty(config, 'full', full='epoch_2.pth'), work))
+    last = log.strip().splitlines()[-1]
+    assert code == 1 and re.fullmatch(rf'error: could not write {work}/epoch_2\.pth \(No space left on device\): the '
+                                      r'previous checkpoints are kept; free some space or choose another --work-dir',
+                                      last), log[-3000:]
+    assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_1.pth']
+    assert (work / 'last_checkpoint').read_text() == str(work / 'epoch_1.pth')
+    resume_and_compare(config, work, reference, 4, 'disk full while writing epoch_2.pth', killed_at=8,
+                       iterations_trained_again=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('how', ['second signal', 'deadline'])
+def test_a_second_signal_or_the_deadline_ends_a_slow_save(detection, how):
+    """SIGTERM at iteration 2; the preemption checkpoint is written slowly (tests/toy_task.py's backend).
+    A second SIGTERM 3 s later, or a deadline of 3 s, ends the process at once with 128 + 15, without
+    waiting for the checkpoint, which is never renamed into place."""
+    config, _, tmp = detection
+    deadline = 3 if how == 'deadline' else 60
+    slow = faulty(config, f'slow_{deadline}', slow='.pth')
+    slow = with_toy_task(slow, f'deadline_{deadline}',
+                         f"custom_hooks = [dict(type='PreemptionHook', deadline={deadline})]")
+    proc, lines, signalled = start(slow, tmp / how.replace(' ', '_')), [], None
+    for line in proc.stdout:
+        lines.append(line)
+        if signalled is None and (iteration(line) or 0) >= 2:
+            send(proc)
+            signalled = time.monotonic()
+        if line.startswith('writing'):
+            break
+    written = lines[-1].split()[-1]
+    assert signalled and re.search(r'iter_\d+\.pth$', written), ''.join(lines)[-3000:]
+    if how == 'second signal':
+        time.sleep(3)
+        send(proc)
+    log, code = finish(proc, lines)
+    took = time.monotonic() - signalled
+    assert code == 128 + signal.SIGTERM and took < 20, (code, took, log[-3000:])
+    assert not Path(written).exists() and 'received: stopped after' not in log
+    print(json.dumps(dict(case=how, exit_code=code, seconds_after_the_first_signal=round(took, 1))))
 
 
 def test_a_nan_loss_stops_the_run_in_one_line(detection):
@@ -148,6 +263,24 @@ def test_a_nan_loss_stops_the_run_in_one_line(detection):
                         r'good checkpoint is \S+epoch_1\.pth; lower the learning rate or clip gradients, or set '
                         r'custom_hooks NonFiniteLossHook\(allow=True\) to go on', last), last
     assert not (work / 'iter_6.pth').exists()
+
+
+def test_checkpoints_and_last_checkpoint_are_replaced_at_once(tmp_path, monkeypatch):
+    """A training run of the toy task: every checkpoint and each update of last_checkpoint is renamed into
+    place (os.replace), the file only after its checkpoint; nothing temporary is left."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from toy_task import write_config as toy_config
+
+    from effvit_mm.engine import enable_fault_tolerance
+    cfg = Config.fromfile(toy_config(tmp_path / 'toy.py', tmp_path / 'work', max_iters=8, interval=4))
+    enable_fault_tolerance(cfg)
+    replaced, replace = [], os.replace
+    monkeypatch.setattr(os, 'replace', lambda src, dst: (replaced.append(Path(dst).name), replace(src, dst)))
+    Runner.from_cfg(cfg).train()
+    assert replaced == ['iter_4.pth', 'last_checkpoint', 'iter_8.pth', 'last_checkpoint']
+    assert (tmp_path / 'work/last_checkpoint').read_text() == str(tmp_path / 'work/iter_8.pth')
+    assert sorted(p.name for p in (tmp_path / 'work').iterdir() if 'tmp' in p.name) == []
 
 
 def test_slurm_script_requeues_after_the_preemption_checkpoint(tmp_path):
@@ -171,27 +304,9 @@ def test_slurm_script_requeues_after_the_preemption_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_sigterm_then_resume(detection):
-    config, _, tmp = detection
-    reference = tmp / 'reference2'
-    run_to_end(config, reference, nproc=2)  # 2 iterations an epoch
-    work = tmp / 'sigterm2'
-    log, _ = signal_at(config, work, 3, nproc=2)
-    stopped = int(re.search(r'SIGTERM received: stopped after iteration (\d+)', log)[1])
-    assert (work / f'iter_{stopped}.pth').is_file(), log[-3000:]
-    log = run_to_end(config, work, nproc=2, resume=True)
-    assert f'iter: {stopped}' in log and 'not an exact continuation' not in log
-    result = compare(reference, work)
-    print(json.dumps(dict(case='SIGTERM', processes=2, workers=0, signal_at=3, resumed_from=stopped, **result)))
-    assert result['weights'] == result['optimizer'] == result['losses'] == 0.0, result
-
-
-@pytest.mark.slow
 def test_dist_train_restarts_a_killed_rank_and_finishes_exactly(detection):
     config, _, tmp = detection
-    reference = tmp / 'reference2'
-    if not (reference / 'last_checkpoint').exists():
-        run_to_end(config, reference, nproc=2)
+    reference = two_process_reference(detection)
     work = tmp / 'restarted'
     proc, lines, killed = start(config, work, nproc=2, env=dict(MAX_RESTARTS='1')), [], None
     for line in proc.stdout:
@@ -203,8 +318,10 @@ def test_dist_train_restarts_a_killed_rank_and_finishes_exactly(detection):
             killed = iteration(line)
     log, code = finish(proc, lines)
     assert killed and code == 0, log[-3000:]
-    assert 'resumed epoch' in log
+    resumed = int(re.search(r'resumed epoch: \d+, iter: (\d+)', log)[1])
     result = compare(reference, work)
-    print(json.dumps(dict(case='SIGKILL rank 1, MAX_RESTARTS=1', processes=2, workers=0, killed_at=killed, **result)))
+    shutil.rmtree(work)
+    print(json.dumps(dict(case='SIGKILL rank 1, MAX_RESTARTS=1', processes=2, workers=0, killed_at=killed,
+                          resumed_from=resumed, iterations_trained_again=killed - resumed, **result)))
     assert result['weights'] == result['optimizer'] == result['losses'] == 0.0, result
     assert not any(map(running, descendants(proc.pid)))
