@@ -1,0 +1,107 @@
+"""Trained models exported whole, one per family and task: each config trained from scratch for a short CPU
+run on a generated set (the demo configs' data, schedule and sizes, with this config's model), exported for
+onnxruntime by tools/deployment/export_model.py and compared by tools/deployment/compare_model.py, which
+fails unless every detection is matched one to one (label, box IoU >= 0.99, score within 1e-3, mask IoU
+>= 0.98) or >= 99.9% of each image's pixels agree, and COCO AP / mIoU differ by <= 0.002 / 0.2 points.
+
+The demo Mask R-CNN SHViT-S4 (tools/run_demo.sh) and the LITv2 Semantic FPN short run
+(test_segmentation.py) are the other two of the nine. A detector trains 4 epochs (256 iterations,
+4-9 minutes on 2 cores), a segmentor 150 iterations: slow checks that .ci/run does not run.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from effvit_mm.datasets import make_ade20k, make_coco
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = ['mask_rcnn_swiftformer_l1_coco.py', 'mask_rcnn_litv2_s_coco.py', 'retinanet_shvit_s4_coco.py',
+         'retinanet_swiftformer_l1_coco.py', 'retinanet_litv2_s_coco.py', 'fpn_shvit_s4_ade20k.py',
+         'fpn_swiftformer_l1_ade20k.py']
+DET_EPOCHS, SEG_ITERS = 4, 150
+
+pytest.importorskip('onnxruntime')
+
+
+@pytest.fixture(scope='module')
+def coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coco')
+    make_coco(root, img_size=(256, 192))  # the demo set: 64 train / 16 val images
+    return root
+
+
+@pytest.fixture(scope='module')
+def ade(tmp_path_factory):
+    root = tmp_path_factory.mktemp('ade')
+    make_ade20k(root)  # the demo set: 64 train / 16 val images, 128x96
+    return root
+
+
+def trained_config(name, coco, ade):
+    """The demo config of ``name``'s task with ``name``'s backbone, neck (and RetinaNet / decode head)."""
+    target = Config.fromfile(ROOT / 'configs' / name)
+    backbone = target.model.backbone
+    backbone.init_cfg = None
+    backbone.update({k: v for k, v in dict(norm_eval=False, drop_path_rate=0.0).items() if k in backbone})
+    if target.default_scope == 'mmdet':
+        cfg = Config.fromfile(ROOT / 'configs/mask_rcnn_shvit_s4_demococo.py')
+        if 'roi_head' in target.model:
+            cfg.model.backbone, cfg.model.neck = backbone, target.model.neck
+        else:  # RetinaNet: its own head, anchors of 16..256 px as the demo's RPN, 20 detections per image
+            model = target.model
+            model.bbox_head.num_classes = 3
+            model.bbox_head.anchor_generator.octave_base_scale = 2
+            model.test_cfg.max_per_img = 20
+            cfg.model = model
+            cfg.test_evaluator.metric = 'bbox'
+        for loader in (cfg.train_dataloader, cfg.test_dataloader):
+            loader.dataset.data_root = str(coco)
+        cfg.test_evaluator.ann_file = f'{coco}/annotations/instances_val2017.json'
+        cfg.train_cfg.max_epochs = DET_EPOCHS
+        cfg.param_scheduler[1].update(end=DET_EPOCHS, milestones=[DET_EPOCHS - 1])
+        cfg.default_hooks.checkpoint.interval = DET_EPOCHS
+        return cfg, f'epoch_{DET_EPOCHS}.pth'
+    cfg = Config.fromfile(ROOT / 'configs/fpn_litv2_s_demoade20k.py')
+    head = target.model.decode_head
+    head.num_classes = cfg.model.decode_head.num_classes
+    cfg.model.backbone, cfg.model.neck, cfg.model.decode_head = backbone, target.model.neck, head
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = str(ade)
+    cfg.train_cfg.update(max_iters=SEG_ITERS, val_interval=SEG_ITERS)
+    cfg.param_scheduler[0].end = SEG_ITERS
+    cfg.default_hooks.checkpoint.interval = SEG_ITERS
+    return cfg, f'iter_{SEG_ITERS}.pth'
+
+
+def tool(*args):
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=1800, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', CASES)
+def test_trained_model_exports_with_its_predictions(name, coco, ade, tmp_path):
+    cfg, checkpoint = trained_config(name, coco, ade)
+    config = tmp_path / name
+    cfg.dump(config)
+    code, log = tool('tools/train.py', config, '--work-dir', tmp_path / 'train')
+    assert code == 0, log[-3000:]
+    checkpoint = tmp_path / 'train' / checkpoint
+    code, log = tool('tools/deployment/export_model.py', config, checkpoint, '--out', tmp_path / 'deployed')
+    assert code == 0, log[-3000:]
+    code, log = tool('tools/deployment/compare_model.py', config, checkpoint, tmp_path / 'deployed',
+                     '--out', tmp_path / 'compare.json')
+    figures = json.loads((tmp_path / 'compare.json').read_text()) if (tmp_path / 'compare.json').exists() else {}
+    print(f'\n{name}, trained:', *log.strip().splitlines()[-6:], sep='\n  ')
+    assert code == 0 and 'OK: the deployed model' in log, log[-3000:]
+    images = figures['images']
+    if cfg.default_scope == 'mmdet':  # a trained detector: separated scores, and detections to compare
+        assert sum(s['ref'] for s in images) >= 2 * len(images)
+    else:
+        assert min(s['pixels'] for s in images) >= 0.999
