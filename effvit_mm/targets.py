@@ -11,6 +11,7 @@ Models are built in eval mode without the backbone's ``Pretrained`` file and wit
 teacher (neither is part of the deployed model); a ``checkpoint`` loads strictly (see
 :func:`effvit_mm.checkpoint.load_model_checkpoint`; ``partial``: what fits).
 """
+import copy
 import os
 import os.path as osp
 import warnings
@@ -122,9 +123,9 @@ def build_model(cfg, checkpoint=None, partial=False):
     if scope == 'mmpretrain':
         from mmpretrain.apis import get_model
         model = get_model(cfg)
-    else:
+    else:  # mmdet's two-stage detectors write their train / test cfg into the model config: build a copy
         with DefaultScope.overwrite_default_scope(scope):
-            model = MODELS.build(cfg.model)
+            model = MODELS.build(copy.deepcopy(cfg.model))
     if checkpoint:
         load_model_checkpoint(model, checkpoint, partial)
     return model.eval()

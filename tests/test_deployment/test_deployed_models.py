@@ -121,10 +121,10 @@ def odd_batches(task):
 def exported(name, coco, ade, tmp_path, backend='onnxruntime'):
     """(cfg, PyTorch model, DeployedModel, checkpoint) of ``name`` with random weights."""
     cfg = deploy_config(name, coco, ade)
+    cfg.dump(tmp_path / name)  # before mmdet's detectors add their train / test cfg to cfg.model
     model = random_model(cfg)
     checkpoint = tmp_path / 'model.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
-    cfg.dump(tmp_path / name)
     export_model(str(tmp_path / name), str(tmp_path / 'deployed'), str(checkpoint), backend)
     return cfg, model, DeployedModel(str(tmp_path / 'deployed')), checkpoint
 
@@ -163,9 +163,9 @@ def demo_export(coco, ade, tmp_path_factory):
     """The default suite's export: the demo Mask R-CNN SHViT-S4 by tools/deployment/export_model.py."""
     tmp = tmp_path_factory.mktemp('demo_export')
     cfg = deploy_config(CI_CASES[0], coco, ade)
+    cfg.dump(tmp / CI_CASES[0])  # as a user's file: before mmdet adds the train / test cfg to cfg.model
     model = random_model(cfg)
     torch.save(dict(state_dict=model.state_dict()), tmp / 'model.pth')
-    cfg.dump(tmp / CI_CASES[0])
     code, log = run_tool('tools/deployment/export_model.py', str(tmp / CI_CASES[0]), str(tmp / 'model.pth'),
                          '--out', str(tmp / 'deployed'))
     assert code == 0, log[-3000:]
@@ -189,12 +189,12 @@ def test_aot_folder_matches_pytorch(coco, ade, tmp_path):
     """AOTInductor packages of the demo Mask R-CNN (mmdet's initialisation, seeded: well separated scores),
     minutes of compilation: every detection of the generated images matched."""
     cfg = deploy_config(CI_CASES[0], coco, ade)
+    cfg.dump(tmp_path / CI_CASES[0])
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
         model.init_weights()
     torch.save(dict(state_dict=model.state_dict()), tmp_path / 'model.pth')
-    cfg.dump(tmp_path / CI_CASES[0])
     export_model(str(tmp_path / CI_CASES[0]), str(tmp_path / 'aot'), str(tmp_path / 'model.pth'), 'aot')
     deployed = DeployedModel(str(tmp_path / 'aot'))
     assert deployed.meta['min_side'] == 65
