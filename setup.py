@@ -29,8 +29,8 @@ setup(
         'mmsegmentation==1.2.2', 'mmpretrain==1.2.0', 'timm>=1.0.20,<1.1', 'ftfy', 'regex',
         'pycocotools', 'setuptools<81', 'model-index',  # model-index: mmpretrain's metafile reader
     ],
-    # Optional tools: onnx (tools/export_onnx.py), openvino (the benchmark's runtimes), coreml
-    # (tools/export_coreml.py), cam (tools/vis_cam.py);
+    # Optional tools: onnx (tools/deployment/export_onnx.py), openvino (the benchmark's runtimes), coreml
+    # (tools/deployment/export_coreml.py), cam (tools/analysis_tools/vis_cam.py);
     # `all` is the four. tools/install.sh installs every extra (tools/requirements*.txt); torchattacks
     # 3.5.1 (`attacks`) pins requests~=2.25, so it installs it with --no-deps.
     extras_require={**EXTRAS, 'all': sorted({r for reqs in EXTRAS.values() for r in reqs}),

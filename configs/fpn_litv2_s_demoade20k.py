@@ -1,5 +1,5 @@
 # The README's segmentation example: fpn_litv2_s_ade20k.py trained from scratch on the generated
-# ADE20K-style set (`tools/generate_data.py ade20k --out data/demo_ade20k`: 4 classes, background and
+# ADE20K-style set (`tools/dataset_converters/generate_data.py ade20k --out data/demo_ade20k`: 4 classes, background and
 # textured shapes, 128x96, 64 train / 16 val images, label 0 ignored as in ADE20K) for a short CPU
 # schedule: 64x64 crops, batch 4, AdamW lr 1e-3 with poly decay, fp32, no pretrained weights
 # (nothing is downloaded). mmseg's ADE20KDataset knows only the 150 ADE20K classes, so the set is read

@@ -8,7 +8,7 @@
 #
 # Initialisation: the whole 224 classifier (backbone, final norm, head), as the authors' fine-tune
 # (MODEL.PRETRAINED) does. Convert their release to our classifier's key names first:
-#     python tools/convert_checkpoint.py checkpoints/litv2_b.pth checkpoints/litv2_b_mmpretrain.pth
+#     python tools/model_converters/convert_checkpoint.py checkpoints/litv2_b.pth checkpoints/litv2_b_mmpretrain.pth
 # or point `load_from` at the last checkpoint of a litv2_b_in1k.py run.
 _base_ = ['./litv2_b_in1k.py']
 

@@ -1,5 +1,5 @@
 # The README's main job: mask_rcnn_shvit_s4_coco.py trained from scratch on the generated COCO-format
-# set (`tools/generate_data.py coco --out data/demo_coco`: rectangles, ellipses and triangles with
+# set (`tools/dataset_converters/generate_data.py coco --out data/demo_coco`: rectangles, ellipses and triangles with
 # polygon masks, 256x192) for a short CPU schedule (about 6 minutes on 2 cores);
 # it is evaluated once, by tools/test.py (tools/run_demo.sh), not during training. No pretrained weights (nothing is downloaded),
 # so the backbone's BatchNorms train (norm_eval=False) and the lr is higher with a short warm-up.

@@ -1,5 +1,5 @@
 # The README's classification example: shvit_s1_in1k.py trained from scratch on the generated
-# ImageNet-style set (`tools/generate_data.py imagenet --out data/demo_imagenet --num-classes 6`:
+# ImageNet-style set (`tools/dataset_converters/generate_data.py imagenet --out data/demo_imagenet --num-classes 6`:
 # 6 classes of coloured shapes on noise, 64x64, 64 train / 16 val images per class, in class folders
 # n00000000..n00000005 in label order, named in meta/classes.txt)
 # for a short CPU schedule. The recipe's optimiser stays (AdamW, AGC 0.02, no decay on biases and

@@ -1,4 +1,4 @@
-"""Multiply-add counting (effvit_mm/analysis.py, tools/get_flops.py)."""
+"""Multiply-add counting (effvit_mm/deployment/mac_count.py, tools/analysis_tools/get_flops.py)."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from effvit_mm.analysis import flop_analyzer
+from effvit_mm.deployment.mac_count import flop_analyzer
 from effvit_mm.models.layers import OffsetDeformConv2d
 
 ROOT = Path(__file__).parents[1]
@@ -44,11 +44,11 @@ def test_fused_attention_counts_as_its_two_matmuls():
 
 def test_get_flops_beside_the_paper(tmp_path):
     out = tmp_path / 'flops.json'
-    subprocess.run([sys.executable, 'tools/get_flops.py', 'configs/litv2_s_in1k.py', '--out', str(out)],
+    subprocess.run([sys.executable, 'tools/analysis_tools/get_flops.py', 'configs/litv2_s_in1k.py', '--out', str(out)],
                    cwd=ROOT, check=True, capture_output=True)
     row = json.loads(out.read_text())
     assert row['input'] == [224, 224] and row['params'] == 27_844_000  # the authors' code
     assert abs(row['macs'] / row['paper_macs'] - 1) < 0.02  # 3.74G vs 3.7G: DCN and attention counted
-    log = subprocess.run([sys.executable, 'tools/get_flops.py', 'configs/retinanet_litv2_s_coco.py', '--shape', '128'],
+    log = subprocess.run([sys.executable, 'tools/analysis_tools/get_flops.py', 'configs/retinanet_litv2_s_coco.py', '--shape', '128'],
                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     assert 'backbone + neck at 128x128' in log and 'paper' not in log

@@ -1,4 +1,4 @@
-"""Backbones and classifiers by name in plain Python (effvit_mm.api): the README's example, strict loading
+"""Backbones and classifiers by name in plain Python (effvit_mm.apis.get_model): the README's example, strict loading
 of the release formats, entries' backbones as their configs build them."""
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ import torch
 
 import effvit_mm
 from effvit_mm.checkpoint import CheckpointMismatchError
-from effvit_mm.model_zoo import UnknownModelError
+from effvit_mm.apis.model_zoo import UnknownModelError
 
 from test_model_zoo import release
 

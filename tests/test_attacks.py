@@ -1,6 +1,6 @@
 """Robustness evaluation: the pixel-space wrapper matches mmpretrain's own inference, FGSM with
 epsilon 0 changes nothing, PGD lowers the accuracy of a small SHViT trained here in seconds, and
-tools/eval_attacks.py writes its JSON and before / after pictures."""
+tools/analysis_tools/eval_attacks.py writes its JSON and before / after pictures."""
 import json
 import runpy
 import sys
@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 
 import effvit_mm  # noqa: F401
 from effvit_mm.datasets import make_imagenet
-from effvit_mm.robustness import AttackedBatch, RobustnessMeter, attack_batch, build_attack
+from effvit_mm.evaluation.robustness import AttackedBatch, RobustnessMeter, attack_batch, build_attack
 from effvit_mm.visualization.classifier import load_classifier
 
 ROOT = Path(__file__).parents[1]
@@ -107,11 +107,11 @@ def test_success_rate_definition():
 
 def _run_tool(argv, monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['eval_attacks', *map(str, argv)])
-    runpy.run_path(str(ROOT / 'tools' / 'eval_attacks.py'), run_name='__main__')
+    runpy.run_path(str(ROOT / 'tools' / 'analysis_tools' / 'eval_attacks.py'), run_name='__main__')
 
 
 def test_pgd_lowers_accuracy_of_trained_model(trained, tmp_path, monkeypatch, capsys):
-    """tools/eval_attacks.py, PGD at 16/255 on the trained toy model (well above chance clean): accuracy
+    """tools/analysis_tools/eval_attacks.py, PGD at 16/255 on the trained toy model (well above chance clean): accuracy
     drops, the attention moves more than under random noise of the same size; JSON and pictures written."""
     out = tmp_path / 'pgd.json'
     _run_tool([*trained, '--attack', 'pgd', '--epsilon', '16/255', '--steps', 5, '--show', 3, '--out', out],

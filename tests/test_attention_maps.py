@@ -143,9 +143,9 @@ def tiny_configs(tmp_path_factory):
 
 
 def _run_tool(name, argv, monkeypatch):
-    """Run tools/<name>.py with these arguments in this process."""
+    """Run tools/analysis_tools/<name>.py with these arguments in this process."""
     monkeypatch.setattr(sys, 'argv', [name, *map(str, argv)])
-    runpy.run_path(str(ROOT / 'tools' / f'{name}.py'), run_name='__main__')
+    runpy.run_path(str(ROOT / 'tools' / 'analysis_tools' / f'{name}.py'), run_name='__main__')
 
 
 @pytest.mark.parametrize('family', ['shvit', 'litv2'])

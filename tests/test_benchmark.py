@@ -1,4 +1,4 @@
-"""tools/benchmark.py on tiny cases (timings are not checked, only what the tool measures and writes).
+"""tools/analysis_tools/benchmark.py on tiny cases (timings are not checked, only what the tool measures and writes).
 The deploy-mode kernels it times are tested in tests/test_models/test_layers/test_fused.py."""
 import csv
 import json
@@ -13,7 +13,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def run(*cmd, ok=True):
-    result = subprocess.run([sys.executable, 'tools/benchmark.py', *map(str, cmd)], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, 'tools/analysis_tools/benchmark.py', *map(str, cmd)], cwd=ROOT, capture_output=True,
                             text=True, timeout=600, env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
     log = result.stdout + result.stderr
     assert (result.returncode == 0) == ok, log[-3000:]
@@ -85,7 +85,7 @@ def test_runtimes_are_checked_then_timed(tmp_path):
     external = tmp_path / 'authors.py'
     external.write_text('import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), '
                         'torch.nn.BatchNorm2d(8).eval(), torch.nn.GELU())\n')
-    out = tmp_path / 'cpu_runtimes_shvit_s1.json'  # as tools/run_speed.sh names it
+    out = tmp_path / 'cpu_runtimes_shvit_s1.json'  # as tools/analysis_tools/run_speed.sh names it
     run('shvit:s1', '--timm', '--features', '--modes', 'eval', 'deploy', 'onnxruntime', 'openvino', '--res', 64,
         '--external', f'authors={external}:make', '--batch', 2, '--warmup', 0, '--repeats', 1, '--gemm-size', 0,
         '--out', out)
@@ -98,8 +98,8 @@ def test_runtimes_are_checked_then_timed(tmp_path):
     assert set(rows['shvit:s1 openvino']['ratios']) >= {'shvit:s1 eval', 'timm:shvit_s1 fused openvino',
                                                         'authors', 'authors openvino'}
     assert '| model | fastest backend | img/s | of GEMM peak |' in out.with_suffix('.md').read_text()
-    # the README's tables from it (tools/speed_table.py): ours beside timm's twin, every backend, the ratios
-    table = subprocess.run([sys.executable, 'tools/speed_table.py', str(tmp_path)], cwd=ROOT, capture_output=True,
+    # the README's tables from it (tools/analysis_tools/speed_table.py): ours beside timm's twin, every backend, the ratios
+    table = subprocess.run([sys.executable, 'tools/analysis_tools/speed_table.py', str(tmp_path)], cwd=ROOT, capture_output=True,
                            text=True)
     lines = table.stdout.splitlines()
     row = next(line for line in lines if line.startswith('| shvit:s1 | 64x64 | timm:shvit_s1 |')).split(' | ')

@@ -10,9 +10,9 @@ import torch
 from mmpretrain.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
-from effvit_mm.convert import ConversionError, detect, to_backbone, to_mmpretrain
+from effvit_mm.checkpoint.convert import ConversionError, detect, to_backbone, to_mmpretrain
 from effvit_mm.models.family import families
-from effvit_mm.safe_load import safe_load
+from effvit_mm.checkpoint.safe_load import safe_load
 
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # see tests/conftest.py
 
@@ -112,7 +112,7 @@ def test_errors():
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('convert_checkpoint', ROOT / 'tools' / 'convert_checkpoint.py')
+    spec = importlib.util.spec_from_file_location('convert_checkpoint', ROOT / 'tools' / 'model_converters' / 'convert_checkpoint.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
@@ -122,7 +122,7 @@ def test_cli(tmp_path, monkeypatch):
     src, dst = tmp_path / 'swiftformer_xs.pth', tmp_path / 'out' / 'mm.pth'
     state = official('swiftformer', 'xs')
     torch.save({'model': state, 'epoch': 299}, src)
-    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'convert_checkpoint.py'), str(src), str(dst)],
+    out = subprocess.run([sys.executable, str(ROOT / 'tools' / 'model_converters' / 'convert_checkpoint.py'), str(src), str(dst)],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().splitlines()
     assert len(out) == 1 and 'swiftformer, authors layout' in out[0] and 'distillation' in out[0], out
     saved = safe_load(dst)

@@ -1,5 +1,5 @@
 """The README's examples on generated data (configs/*_demo*.py): each config loads, points at the
-set that the README's `tools/generate_data.py` command writes, and builds its model for its classes."""
+set that the README's `tools/dataset_converters/generate_data.py` command writes, and builds its model for its classes."""
 from pathlib import Path
 
 import pytest

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 from effvit_mm.datasets import make_ade20k, make_coco, make_imagenet
-from effvit_mm.inference import unreadable
+from effvit_mm.apis.inference import unreadable
 
 ROOT = Path(__file__).parents[1]
 CLS_CONFIG = 'configs/shvit_s1_demoimagenet.py'

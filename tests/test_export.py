@@ -1,4 +1,4 @@
-"""ONNX export (effvit_mm/export.py, tools/export_onnx.py): one variant per family exported with the
+"""ONNX export (effvit_mm/deployment/onnx_export.py, tools/deployment/export_onnx.py): one variant per family exported with the
 dynamo exporter and run in onnxruntime (random weights and BN statistics), deploy mode, the CLI."""
 import subprocess
 import sys
@@ -11,8 +11,9 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
-from effvit_mm.export import compare_onnxruntime, export_onnx, max_abs_diff, scaled_diff
-from effvit_mm.targets import parse_spec, test_crop
+from effvit_mm.apis.targets import parse_spec, test_crop
+from effvit_mm.deployment.export_tools import compare_onnxruntime, max_abs_diff, scaled_diff
+from effvit_mm.deployment.onnx_export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,7 @@ def test_deform_conv_needs_opset_19(tmp_path):
 def test_cli_classifier_deploy_dynamic_batch(tmp_path):
     out = tmp_path / 'shvit_s1.onnx'
     log = subprocess.run(
-        [sys.executable, 'tools/export_onnx.py', 'configs/shvit_s1_in1k.py', str(out), '--shape', '64',
+        [sys.executable, 'tools/deployment/export_onnx.py', 'configs/shvit_s1_in1k.py', str(out), '--shape', '64',
          '--batch', '2', '--deploy', '--dynamic-batch', '--runs', '0', '--threads', '1'],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert log.returncode == 0, log.stdout + log.stderr
@@ -89,7 +90,7 @@ def test_cli_detector_backbone_and_neck(tmp_path):
     """A detection config: backbone + neck (FPN levels), deploy mode, checked against onnxruntime."""
     out = tmp_path / 'retinanet_shvit_s4.onnx'
     log = subprocess.run(
-        [sys.executable, 'tools/export_onnx.py', 'configs/retinanet_shvit_s4_coco.py', str(out), '--shape', '64', '96',
+        [sys.executable, 'tools/deployment/export_onnx.py', 'configs/retinanet_shvit_s4_coco.py', str(out), '--shape', '64', '96',
          '--deploy', '--runs', '0', '--threads', '1'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert log.returncode == 0, log.stdout + log.stderr
     assert 'OK: max scaled diff' in log.stdout

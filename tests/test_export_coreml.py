@@ -1,4 +1,4 @@
-"""Core ML export (effvit_mm/export_coreml.py, tools/export_coreml.py): SHViT and SwiftFormer convert to
+"""Core ML export (effvit_mm/deployment/export_coreml.py, tools/deployment/export_coreml.py): SHViT and SwiftFormer convert to
 ML programs whose saved package has the expected inputs / outputs (off macOS a package cannot be run), LITv2
 fails with a one-line error naming the op, the CLI. Small inputs (64x64), random weights."""
 import importlib.util
@@ -11,7 +11,7 @@ import torch
 from mmengine.registry import MODELS
 
 import effvit_mm  # noqa: F401  (registers the backbones)
-from effvit_mm.export_coreml import (ExportCheckError, UnsupportedOpError, check_package, convert_coreml,
+from effvit_mm.deployment.export_coreml import (ExportCheckError, UnsupportedOpError, check_package, convert_coreml,
                                      describe_features)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,9 +21,9 @@ pytest.importorskip('coremltools')
 
 @pytest.fixture
 def tool(monkeypatch):
-    """tools/export_coreml.py as a module (its TQDM_DISABLE default kept out of this process)."""
+    """tools/deployment/export_coreml.py as a module (its TQDM_DISABLE default kept out of this process)."""
     monkeypatch.setenv('TQDM_DISABLE', '1')
-    spec = importlib.util.spec_from_file_location('export_coreml_tool', ROOT / 'tools' / 'export_coreml.py')
+    spec = importlib.util.spec_from_file_location('export_coreml_tool', ROOT / 'tools' / 'deployment' / 'export_coreml.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -50,7 +50,7 @@ def test_backbone_deploy_converts(tmp_path, randomise):
 def test_cli_classifier_image_input(tmp_path):
     out = tmp_path / 'swiftformer_xs.mlpackage'
     log = subprocess.run(
-        [sys.executable, 'tools/export_coreml.py', 'configs/swiftformer_xs_in1k.py', str(out), '--res', '64',
+        [sys.executable, 'tools/deployment/export_coreml.py', 'configs/swiftformer_xs_in1k.py', str(out), '--res', '64',
          '--deploy'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert log.returncode == 0, log.stdout + log.stderr
     assert 'output logits: FLOAT32 1x1000' in log.stdout and 'random weights' in log.stderr

@@ -1,4 +1,4 @@
-"""tools/install.sh, tools/make_wheelhouse.py and the launchers' interpreter search (tools/find_python.sh)."""
+"""tools/install.sh, tools/misc/make_wheelhouse.py and the launchers' interpreter search (tools/find_python.sh)."""
 import importlib.metadata as md
 import os
 import shutil
@@ -129,7 +129,7 @@ def test_offline_install_from_a_wheelhouse_keeps_the_interpreters_torch(tmp_path
     python = bare_venv(tmp_path / 'target')
     expose(python, packages, BROUGHT)
     wheelhouse = tmp_path / 'wheelhouse'
-    made = subprocess.run([sys.executable, 'tools/make_wheelhouse.py', wheelhouse, '--no-torch', '--skip',
+    made = subprocess.run([sys.executable, 'tools/misc/make_wheelhouse.py', wheelhouse, '--no-torch', '--skip',
                            ','.join(sorted(have))], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stderr[-3000:]
     files = {f.name.split('-')[0].lower() for f in wheelhouse.iterdir()}

@@ -1,4 +1,4 @@
-"""The routing of mmcv's ops for CUDA tensors (effvit_mm/mmcv_ops.py), forced onto CPU tensors and
+"""The routing of mmcv's ops for CUDA tensors (effvit_mm/engine/mmcv_ops.py), forced onto CPU tensors and
 compared with mmcv's own compiled CPU kernels (nms, roi_align) and with mmdet's PyTorch focal loss
 (mmcv has no CPU kernel for it)."""
 import pytest
@@ -7,7 +7,7 @@ from mmcv.ops import RoIAlign, batched_nms, nms, sigmoid_focal_loss
 from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
 import effvit_mm  # noqa: F401  (routes CUDA tensors when CUDA and a CPU-only mmcv meet)
-from effvit_mm.mmcv_ops import mmcv_has_cuda_ops, mmcv_ops_routed, routed_devices
+from effvit_mm.engine.mmcv_ops import mmcv_has_cuda_ops, mmcv_ops_routed, routed_devices
 
 
 def random_boxes(n, size, generator, min_side=2.0, max_side=None):

@@ -13,9 +13,9 @@ import torch
 from mmengine.config import Config
 
 import effvit_mm
-from effvit_mm.model_zoo import (README, UnknownModelError, count, get_entry, list_models, render_readme,
-                                 resolve_config)
-from effvit_mm.targets import build_target, test_crop
+from effvit_mm.apis.model_zoo import README, UnknownModelError, get_entry, list_models, render_readme, resolve_config
+from effvit_mm.apis.targets import build_target, test_crop
+from effvit_mm.deployment.mac_count import count_entry
 
 ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parent / 'data'
@@ -65,7 +65,7 @@ def test_entries_agree_with_their_configs():
 
 def test_readme_tables_come_from_the_metafiles():
     text = Path(README).read_text()
-    assert render_readme(text) == text, 'README.md is stale: python tools/model_zoo.py readme'
+    assert render_readme(text) == text, 'README.md is stale: python tools/misc/model_zoo.py readme'
     stale = text.replace('| 72.8 |', '| 72.9 |', 1)  # the check fails on a README that differs
     assert stale != text and render_readme(stale) == text
     with pytest.raises(ValueError, match='model-zoo blocks'):
@@ -73,16 +73,16 @@ def test_readme_tables_come_from_the_metafiles():
 
 
 def test_classifier_counts_match_the_metafiles():
-    """FLOPs and parameters of the small classifiers as tools/get_flops.py counts them (all entries:
-    ``tools/model_zoo.py count``, the slow test below)."""
+    """FLOPs and parameters of the small classifiers as tools/analysis_tools/get_flops.py counts them (all entries:
+    ``tools/misc/model_zoo.py count``, the slow test below)."""
     for name in ('shvit-s1_3rdparty_in1k', 'swiftformer-xs_3rdparty_in1k'):
         meta = get_entry(name).metainfo.metadata.data
-        assert count(get_entry(name)) == (meta['FLOPs'], meta['Parameters']), name
+        assert count_entry(get_entry(name)) == (meta['FLOPs'], meta['Parameters']), name
 
 
 @pytest.mark.slow
 def test_all_counts_match_the_metafiles():
-    out = subprocess.run([sys.executable, 'tools/model_zoo.py', 'count'], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, 'tools/misc/model_zoo.py', 'count'], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
@@ -93,7 +93,7 @@ def test_unknown_names_get_the_closest():
         resolve_config('configs/nope.py')
     assert resolve_config('configs/shvit_s1_in1k.py') == 'configs/shvit_s1_in1k.py'
     assert resolve_config('Mask-RCNN_LITv2-S-ws4_FPN_1x_COCO') == str(ROOT / 'configs/mask_rcnn_litv2_s_ws4_coco.py')
-    out = subprocess.run([sys.executable, 'tools/get_flops.py', 'litv2-s_3rdparty_in1', '--shape', '64'], cwd=ROOT,
+    out = subprocess.run([sys.executable, 'tools/analysis_tools/get_flops.py', 'litv2-s_3rdparty_in1', '--shape', '64'], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith(
         "error: unknown model 'litv2-s_3rdparty_in1'; closest: litv2-s_3rdparty_in1k"), out.stderr[-2000:]

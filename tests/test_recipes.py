@@ -29,9 +29,9 @@ from timm.layers import DropPath
 from timm.scheduler import CosineLRScheduler, create_scheduler
 
 import effvit_mm  # noqa: F401
-from effvit_mm.config_switches import enable_auto_scale_lr
+from effvit_mm.engine.config_switches import enable_auto_scale_lr
 from effvit_mm.engine import TimmLRScheduler
-from effvit_mm.safe_load import safe_load
+from effvit_mm.checkpoint.safe_load import safe_load
 
 ROOT = Path(__file__).parents[1]
 RTOL = 1e-9

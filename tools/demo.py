@@ -19,12 +19,12 @@ import sys
 
 from mmengine.config import DictAction
 
-from effvit_mm.inference import run_demo
+from effvit_mm.apis.inference import run_demo
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
+    p.add_argument('config', help='config file or model-zoo name (tools/misc/model_zoo.py list)')
     p.add_argument('input', help='image file, or folder of images')
     p.add_argument('--checkpoint', help='weights (default: random weights)')
     p.add_argument('--partial-checkpoint', action='store_true', help='load what fits the model, skip the rest')

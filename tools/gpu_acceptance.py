@@ -3,14 +3,14 @@ time the GPU benchmarks, and write one JSON summary (tools/gpu_acceptance.sh ins
 
     python tools/gpu_acceptance.py [--cpu] [--iters N] [--work-dir DIR] [--out FILE]
 
-Runs, on generated data (tools/generate_data.py), each config's published model and pipeline with
+Runs, on generated data (tools/dataset_converters/generate_data.py), each config's published model and pipeline with
 the data set swapped in (classes, data root; no pretrained weights):
 - Mask R-CNN and RetinaNet SHViT-S4, fp32 and --amp (RetinaNet reaches the focal loss on CUDA);
 - LITv2-S Mask R-CNN as published (AMP);
 - LITv2-S Semantic FPN through `tools/dist_train.sh CONFIG 1` (NCCL, SyncBN);
 - SHViT-S1 and SwiftFormer-XS classification with --amp (adaptive clipping; distillation from a
   randomly initialised regnety_160 teacher file);
-each trained with tools/train.py then evaluated with tools/test.py (small validation sets); and tools/benchmark.py with
+each trained with tools/train.py then evaluated with tools/test.py (small validation sets); and tools/analysis_tools/benchmark.py with
 --preset shvit-gpu for SHViT S1-S4 beside timm, LITv2-S / SwiftFormer-L1 in fp32 and AMP.
 
 --cpu: the same on a machine without GPU (fewer iterations, small images, Semantic FPN on 2 gloo
@@ -218,7 +218,7 @@ def environment(cpu):
     import torch
     from mmcv.ops import get_compiling_cuda_version
 
-    from effvit_mm.mmcv_ops import routed_devices
+    from effvit_mm.engine.mmcv_ops import routed_devices
     info = dict(python=platform.python_version(), torch=torch.__version__, torch_cuda=torch.version.cuda,
                 mmcv_cuda_ops=get_compiling_cuda_version(), routed_devices=list(routed_devices()),
                 cpu_count=os.cpu_count(), mode='cpu' if cpu else 'gpu')
@@ -247,7 +247,7 @@ def main():
     steps = Steps(python, env, work / 'logs')
     start = time.time()
 
-    data = work / 'data'  # the generators of tools/generate_data.py, in this process
+    data = work / 'data'  # the generators of tools/dataset_converters/generate_data.py, in this process
     from effvit_mm.datasets import make_ade20k, make_coco, make_imagenet
     make_coco(data / 'coco', num_train=32, num_val=4, img_size=(256, 192))
     make_ade20k(data / 'ade20k', num_train=32, num_val=4, num_classes=len(ADE_CLASSES))
@@ -278,13 +278,13 @@ def main():
 
     bench = work / 'bench'
     if cpu:  # the tool's code path, tiny
-        steps.run('benchmark/cpu', [python, 'tools/benchmark.py', 'shvit:s1', '--timm', '--batch', 2, '--repeats', 1,
+        steps.run('benchmark/cpu', [python, 'tools/analysis_tools/benchmark.py', 'shvit:s1', '--timm', '--batch', 2, '--repeats', 1,
                                     '--warmup', 1, '--gemm-size', 256, '--device', 'cpu', '--out', bench / 'cpu.json'])
     else:
-        steps.run('benchmark/shvit-gpu', [python, 'tools/benchmark.py', 'shvit:s1', 'shvit:s2', 'shvit:s3', 'shvit:s4',
+        steps.run('benchmark/shvit-gpu', [python, 'tools/analysis_tools/benchmark.py', 'shvit:s1', 'shvit:s2', 'shvit:s3', 'shvit:s4',
                                           '--timm', '--preset', 'shvit-gpu', '--out', bench / 'shvit_gpu.json'])
         for precision, flags in (('fp32', []), ('amp', ['--amp'])):
-            steps.run(f'benchmark/{precision}', [python, 'tools/benchmark.py', 'litv2:s', 'swiftformer:l1', '--device',
+            steps.run(f'benchmark/{precision}', [python, 'tools/analysis_tools/benchmark.py', 'litv2:s', 'swiftformer:l1', '--device',
                                                  'cuda', '--batch', 64, *flags, '--out', bench / f'{precision}.json'])
     for record in steps.records:
         if record['name'].startswith('benchmark/') and record['rc'] == 0:

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Idempotent installer for the effvit_mm stack (README "Installation").
+# Idempotent installer for the effvit_mm stack (docs/en/get_started.md, "Installation").
 #
 #   bash tools/install.sh [--cuda-ops] [--wheelhouse DIR]
 #
 # Creates (or reuses) a virtual environment, or uses an existing interpreter with its own torch;
-# installs the stack of tools/requirements*.txt; builds mmcv 2.1.0 from its source package with CPU
+# installs the stack of tools/requirements*.txt (the documentation tools of requirements-docs.txt online
+# only); builds mmcv 2.1.0 from its source package with CPU
 # kernels (no CUDA compiler needed: on GPU machines `import effvit_mm` routes the ops our configs use
 # on CUDA tensors to torchvision / PyTorch), or with CUDA kernels too under --cuda-ops; caches each
 # built mmcv wheel per Python, torch and flavour; installs effvit_mm in editable mode.
 #   --cuda-ops        build mmcv's CUDA kernels (nvcc of torch's CUDA major version needed); if the
 #                     build or its CUDA check fails, the CPU-kernel mmcv is installed instead
-#   --wheelhouse DIR  install offline from DIR (written by tools/make_wheelhouse.sh), no network
+#   --wheelhouse DIR  install offline from DIR (written by tools/misc/make_wheelhouse.sh), no network
 # Environment:
 #   EFFVIT_MM_PYTHON  use this interpreter (its torch / torchvision are kept when supported)
 #   EFFVIT_MM_VENV    venv location (default $EFFVIT_MM_CACHE/venv)
@@ -230,6 +231,21 @@ else
 fi
 [[ $GPU == 1 ]] && ! "$PY" -c 'import sys, mmcv.ops; sys.exit(mmcv.ops.get_compiling_cuda_version() == "not available")' 2>/dev/null \
   && log "GPU: mmcv has CPU kernels only; effvit_mm routes nms, roi_align and sigmoid_focal_loss on CUDA tensors (--cuda-ops builds mmcv's own)"
+
+# Documentation tools (tools/requirements-docs.txt: sphinx, myst-parser), reinstalled when a pin is not met;
+# online only, since the wheelhouses of tools/misc/make_wheelhouse.py do not carry them.
+docs_ok() {
+  "$PY" - "$ROOT/tools/requirements-docs.txt" <<'PY' 2>/dev/null
+import sys, importlib.metadata as md
+for line in open(sys.argv[1]):
+    name, _, version = line.split('#')[0].strip().partition('==')
+    assert not name or md.version(name) == version, name
+PY
+}
+if [[ -z $WHEELHOUSE ]] && ! docs_ok; then
+  log "installing the documentation tools (tools/requirements-docs.txt)"
+  "${PIP[@]}" -c "$CONSTRAINTS" -r "$ROOT/tools/requirements-docs.txt"
+fi
 
 # effvit_mm itself, editable, pointing at this checkout (cheap: no dependency resolution).
 out=$("${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT" 2>&1) || { echo "$out" >&2; exit 1; }

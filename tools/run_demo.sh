@@ -9,7 +9,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 CONFIG=configs/mask_rcnn_shvit_s4_demococo.py
 WORK_DIR=work_dirs/mask_rcnn_shvit_s4_demococo
 start=$(date +%s)
-"$PY" tools/generate_data.py coco --out data/demo_coco --width 256 --height 192
+"$PY" tools/dataset_converters/generate_data.py coco --out data/demo_coco --width 256 --height 192
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR" "$@"
 "$PY" tools/test.py "$CONFIG" "$(cat "$WORK_DIR/last_checkpoint")" --work-dir "$WORK_DIR" --show-dir vis
 echo "demo finished in $(( $(date +%s) - start )) s; pictures: $(ls -d "$WORK_DIR"/*/vis | tail -n 1)"

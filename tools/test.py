@@ -19,14 +19,14 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from effvit_mm.config_switches import (RUN_ERRORS, check_checkpoint_fit, check_data_roots, dump_predictions,
+from effvit_mm.engine.config_switches import (RUN_ERRORS, check_checkpoint_fit, check_data_roots, dump_predictions,
                                        enable_progress_bar, enable_tta, enable_visualization, load_config)
-from effvit_mm.launch import run
+from effvit_mm.engine.launch import run
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
+    p.add_argument('config', help='config file or model-zoo name (tools/misc/model_zoo.py list)')
     p.add_argument('checkpoint', help='checkpoint file or URL (with --deployed: the exported folder)')
     p.add_argument('--deployed', action='store_true',
                    help='CHECKPOINT is a folder of tools/deployment/export_model.py: evaluate it')

@@ -16,15 +16,15 @@ from mmengine.config import DictAction
 from effvit_mm.engine import enable_exact_resume, enable_fault_tolerance
 from effvit_mm.engine.checkpoints import CheckpointWriteError, resume_from
 from effvit_mm.engine.fault_tolerance import NonFiniteLoss
-from effvit_mm.config_switches import (RUN_ERRORS, check_amp_device, check_checkpoint_fit, check_data_roots,
+from effvit_mm.engine.config_switches import (RUN_ERRORS, check_amp_device, check_checkpoint_fit, check_data_roots,
                                        check_pretrained, drop_amp_options, enable_amp, enable_auto_scale_lr,
                                        load_config)
-from effvit_mm.launch import run
+from effvit_mm.engine.launch import run
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='config file or model-zoo name (tools/model_zoo.py list)')
+    p.add_argument('config', help='config file or model-zoo name (tools/misc/model_zoo.py list)')
     p.add_argument('--work-dir', help='where logs and checkpoints go (default work_dirs/<config name>)')
     p.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     p.add_argument('--auto-scale-lr', action='store_true', help='scale the lr to the actual batch size')

@@ -9,7 +9,7 @@
 # Data: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}, the layout of the
 # ADEChallengeData2016.zip release. SyncBN needs distributed training on GPUs: in a single-process
 # run mmengine's Runner turns it back into BatchNorm, and so do CPU launches (gloo) through
-# tools/dist_train.sh (effvit_mm.launch.setup_cpu_distributed). `python tools/generate_data.py
+# tools/dist_train.sh (effvit_mm.engine.launch.setup_cpu_distributed). `python tools/dataset_converters/generate_data.py
 # ade20k` writes a small ADE20K-style set (see effvit_mm/datasets/synthetic_ade20k.py).
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',

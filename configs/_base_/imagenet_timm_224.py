@@ -14,7 +14,7 @@
 # layout instead (data/imagenet/meta/{train,val}.txt with `path label` lines relative to train/ or
 # val/), set `ann_file='meta/train.txt'` / `'meta/val.txt'` in the datasets, or replace
 # `data_prefix=..., ann_file=''` by `split='train'` / `split='val'` (mmpretrain then reads the list
-# when it exists). `python tools/generate_data.py imagenet` writes a small set with both layouts.
+# when it exists). `python tools/dataset_converters/generate_data.py imagenet` writes a small set with both layouts.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',

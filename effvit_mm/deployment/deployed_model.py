@@ -13,6 +13,7 @@ ONNX, 65 for AOTInductor) is zero-padded up to it (bottom / right; a segmentatio
 back): a detector then sees the padding a larger batch partner would give it; a segmentor's border pixels
 can differ from mmseg's, which runs the sliver as it is.
 """
+import hashlib
 import json
 import math
 import os.path as osp
@@ -22,11 +23,24 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
-from ..runtimes import AOTModel, OnnxRuntimeModel, OpenVINOModel, as_list
 from . import postprocess as pp
-from .export import BACKENDS, FORMAT_VERSION
+from .runtimes import AOTModel, OnnxRuntimeModel, OpenVINOModel, as_list
 
-__all__ = ['DeployedModel', 'PyTorchGraph', 'open_graph', 'read_deploy_meta', 'use_deployed']
+__all__ = ['BACKENDS', 'FORMAT_VERSION', 'DeployedModel', 'PyTorchGraph', 'model_digest', 'open_graph',
+           'read_deploy_meta', 'use_deployed']
+
+BACKENDS = ('onnxruntime', 'openvino', 'aot')
+FORMAT_VERSION = 1
+
+
+def model_digest(cfg):
+    """A digest of ``cfg.model`` without what deployment does not keep (the backbone's ``init_cfg``,
+    a distillation teacher): equal for the config a folder was exported from."""
+    model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
+    model = json.loads(json.dumps(model, sort_keys=True, default=str))
+    model.get('backbone', {}).pop('init_cfg', None)
+    model.pop('teacher', None)
+    return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_deploy_meta(path):
@@ -58,7 +72,6 @@ def use_deployed(cfg, path):
     """Make ``cfg`` (a detection / segmentation Config) run the exported folder ``path`` instead of its
     model (``tools/test.py --deployed``, ``tools/demo.py --deployed``); a folder exported from a config
     with another model is refused in one line."""
-    from .export import model_digest
     meta = read_deploy_meta(path)
     if meta['model_digest'] != model_digest(cfg):
         raise ValueError(f"{path} was exported from {meta['config']}, whose model differs from this config's: "
@@ -69,7 +82,7 @@ def use_deployed(cfg, path):
 
 
 def open_graph(path, backend):
-    """One graph file in its backend's runtime (:mod:`effvit_mm.runtimes`): ``*inputs -> [tensor, ...]``."""
+    """One graph file in its backend's runtime (:mod:`effvit_mm.deployment.runtimes`): ``*inputs -> [tensor, ...]``."""
     if backend == 'onnxruntime':
         return OnnxRuntimeModel(path)
     if backend == 'openvino':

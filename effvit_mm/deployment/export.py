@@ -15,7 +15,6 @@ Each graph is checked once written: run by its backend on inputs of other sizes 
 (:func:`probe_inputs`), it must give PyTorch's outputs within 1e-3 of their scale, or the export fails
 (:func:`verify_graph`); the largest difference is kept in ``deploy.json``.
 """
-import hashlib
 import json
 import os
 import os.path as osp
@@ -25,27 +24,16 @@ from mmengine.config import Config
 from mmengine.registry import DATASETS
 
 from ..models.layers import fuse
-from ..runtimes import RuntimeUnavailable, save_aot, save_openvino
+from .deployed_model import BACKENDS, FORMAT_VERSION, DeployedModel, PyTorchGraph, model_digest, open_graph
 from .graphs import DenseGraph, RoIGraph, SegGraph, roi_align_params, symbolic_upsampling
+from .runtimes import RuntimeUnavailable, save_aot, save_openvino
 
-__all__ = ['BACKENDS', 'FORMAT_VERSION', 'deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'model_digest', 'postprocess_params', 'probe_inputs',
+__all__ = ['deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'postprocess_params', 'probe_inputs',
            'verify_graph']
 
-BACKENDS = ('onnxruntime', 'openvino', 'aot')
-FORMAT_VERSION = 1
 # The traced example: a multiple of 128 whose every pyramid level is at least 2 wide (sizes of 0 and 1
 # would be specialised by torch.export).
 EXAMPLE_SHAPE = (384, 512)
-
-
-def model_digest(cfg):
-    """A digest of ``cfg.model`` without what deployment does not keep (the backbone's ``init_cfg``,
-    a distillation teacher): equal for the config a folder was exported from."""
-    model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
-    model = json.loads(json.dumps(model, sort_keys=True, default=str))
-    model.get('backbone', {}).pop('init_cfg', None)
-    model.pop('teacher', None)
-    return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _class_meta(cfg):
@@ -233,8 +221,8 @@ def verify_graph(module, run, probes, name):
     """Run the exported graph (``run``: a callable ``*inputs -> [tensor, ...]``) and ``module`` on each of
     ``probes``; raise RuntimeError when an output differs by more than 1e-3 of its scale (a shape the
     tracer baked in, an op the backend computes otherwise). Returns the largest scaled difference."""
-    from ..export import scaled_diff
-    from ..runtimes import as_list
+    from .export_tools import scaled_diff
+    from .runtimes import as_list
     worst = 0.0
     for inputs in probes:
         with torch.no_grad():
@@ -250,7 +238,7 @@ def verify_graph(module, run, probes, name):
 
 def _save_graph(module, inputs, input_names, output_names, dynamic_shapes, backend, out_dir, name):
     """Export one graph; returns its file name (relative to ``out_dir``)."""
-    from ..export import export_onnx
+    from .onnx_export import export_onnx
     if backend == 'aot':
         file = f'{name}.pt2'
         save_aot(module, inputs, osp.join(out_dir, file), dynamic_shapes=dynamic_shapes)
@@ -285,7 +273,6 @@ def deployed_in_pytorch(cfg, model):
     (:class:`~effvit_mm.deployment.deployed_model.PyTorchGraph`, on a copy of ``model`` with its backbone
     fused), with the same host code as an exported folder."""
     import copy
-    from .deployed_model import DeployedModel, PyTorchGraph
     model = copy.deepcopy(model).eval()
     fuse(model.backbone)
     return DeployedModel.from_graphs(describe(cfg, model, 'pytorch'),
@@ -296,8 +283,8 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
     """Export the detector / segmentor of ``config`` (a path or model-zoo name) with ``checkpoint``'s
     weights (random without) for ``backend`` into ``out_dir`` (module docstring). Returns the
     ``deploy.json`` contents."""
-    from ..model_zoo import resolve_config
-    from ..targets import build_model
+    from ..apis.model_zoo import resolve_config
+    from ..apis.targets import build_model
     if backend not in BACKENDS:
         raise ValueError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)}')
     cfg = Config.fromfile(resolve_config(config))
@@ -306,7 +293,7 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
     scope = cfg.get('default_scope')
     if scope not in ('mmdet', 'mmseg'):
         raise ValueError(f'{config} is a {scope or "scope-less"} config: only mmdet detectors and mmseg segmentors '
-                         'are exported whole (tools/export_onnx.py exports classifiers)')
+                         'are exported whole (tools/deployment/export_onnx.py exports classifiers)')
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope(scope):
         model = build_model(cfg, checkpoint, partial)
@@ -314,7 +301,6 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
         parts = graphs(model, MIN_SIDE[backend])
         meta = describe(cfg, model, backend, config, checkpoint)
     os.makedirs(out_dir, exist_ok=True)
-    from .deployed_model import open_graph
     for name, (module, input_names, output_names, inputs, dims) in parts.items():
         module.eval()
         file = _save_graph(module, inputs, input_names, output_names, dims, backend, out_dir, name)

@@ -1,4 +1,4 @@
-"""End-to-end latency of whole detectors and segmentors (``tools/benchmark.py --whole``).
+"""End-to-end latency of whole detectors and segmentors (``tools/analysis_tools/benchmark.py --whole``).
 
 Each model is timed from the uint8 image the config's test pipeline gives (a random one of the test size,
 batch 1) to its final ``DetDataSample`` / ``SegDataSample`` (``test_step``: pre-processing, the tensor
@@ -32,8 +32,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, MODELS
 
-from ..model_zoo import resolve_config
-from ..runtimes import RuntimeUnavailable
+from ..apis.model_zoo import resolve_config
+from .runtimes import RuntimeUnavailable
 from .deployed_model import DeployedModel
 from .export import deployed_in_pytorch, export_model
 
@@ -99,7 +99,7 @@ def score_threshold_key(cfg):
 
 
 def _build(cfg, seed):
-    from ..targets import build_model
+    from ..apis.targets import build_model
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = build_model(copy.deepcopy(cfg))

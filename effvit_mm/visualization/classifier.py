@@ -14,8 +14,8 @@ from mmengine.dataset import default_collate
 from mmengine.registry import DefaultScope
 
 from ..checkpoint import load_model_checkpoint
-from ..config_switches import load_config
-from ..targets import build_model
+from ..engine.config_switches import load_config
+from ..apis.targets import build_model
 
 
 class PixelClassifier(nn.Module):

@@ -87,14 +87,14 @@ def test_mmseg_reads_it_with_reduce_zero_label(ade):
 def test_generate_data_tool(tmp_path):
     out = tmp_path / 'ade'
     result = subprocess.run(
-        [sys.executable, 'tools/generate_data.py', 'ade20k', '--out', str(out), '--num-train', '3', '--num-val', '2',
+        [sys.executable, 'tools/dataset_converters/generate_data.py', 'ade20k', '--out', str(out), '--num-train', '3', '--num-val', '2',
          '--width', '64', '--height', '48', '--num-classes', '3'],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(f'ADE20K-style set in {out}: 3 train / 2 val images of 64x48')
     assert len(list((out / 'annotations/validation').glob('*.png'))) == 2
-    result = subprocess.run([sys.executable, 'tools/generate_data.py', 'ade20k', '--out', str(out), '--num-classes', '9'],
+    result = subprocess.run([sys.executable, 'tools/dataset_converters/generate_data.py', 'ade20k', '--out', str(out), '--num-classes', '9'],
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith('error: num_classes')

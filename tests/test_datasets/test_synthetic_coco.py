@@ -84,7 +84,7 @@ def test_bad_arguments(kwargs, match, tmp_path):
 
 def test_command_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-    out = subprocess.run([sys.executable, 'tools/generate_data.py', 'coco', '--out', str(tmp_path), '--num-train', '2',
+    out = subprocess.run([sys.executable, 'tools/dataset_converters/generate_data.py', 'coco', '--out', str(tmp_path), '--num-train', '2',
                           '--num-val', '1', '--width', '96', '--height', '64'], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout
     assert '2 train / 1 val images' in out and out.count('\n') == 1

@@ -122,12 +122,12 @@ def test_bad_arguments(kwargs, match, tmp_path):
 
 def test_command_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-    out = subprocess.run([sys.executable, 'tools/generate_data.py', 'imagenet', '--out', str(tmp_path),
+    out = subprocess.run([sys.executable, 'tools/dataset_converters/generate_data.py', 'imagenet', '--out', str(tmp_path),
                           '--num-classes', '3', '--num-train', '2', '--num-val', '1', '--size', '32'],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     assert '6 train / 3 val images of 32x32 in 3 class folders' in out and out.count('\n') == 1
     assert (tmp_path / 'val/n00000002/ILSVRC2012_val_00000003.JPEG').is_file()
-    bad = subprocess.run([sys.executable, 'tools/generate_data.py', 'imagenet', '--out', str(tmp_path / 'x'),
+    bad = subprocess.run([sys.executable, 'tools/dataset_converters/generate_data.py', 'imagenet', '--out', str(tmp_path / 'x'),
                           '--num-classes', '1'], cwd=ROOT, env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and 'num_classes must be in [2, 24]' in bad.stderr
 

@@ -1,4 +1,4 @@
-"""End-to-end timing of whole models (tools/benchmark.py --whole, effvit_mm/deployment/latency.py): every
+"""End-to-end timing of whole models (tools/analysis_tools/benchmark.py --whole, effvit_mm/deployment/latency.py): every
 form runs the same work (equal outputs under a calibrated score threshold), each call's time is split into parts that the
 sub-calls really took (no part counted twice: the rest stays >= 0), and the CLI writes its files and
 refuses what it cannot time in one line."""
@@ -44,7 +44,7 @@ def test_each_call_is_split_into_the_parts_it_ran():
 def test_whole_mode_of_the_benchmark_tool(tmp_path):
     out = tmp_path / 'whole.json'
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, 'tools/benchmark.py', 'configs/fpn_litv2_s_demoade20k.py', '--whole', '--backends',
+    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py', 'configs/fpn_litv2_s_demoade20k.py', '--whole', '--backends',
            'onnxruntime', '--shape', '64', '--warmup', '1', '--repeats', '1', '--threads', '2', '--out', str(out)]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -53,7 +53,7 @@ def test_whole_mode_of_the_benchmark_tool(tmp_path):
     assert rows[2]['merged_graph'] and rows[2]['export_s'] > 0 and rows[2]['parts'][PARTS[1]] == 0
     assert len({r['outputs'] for r in rows}) == 1  # the same classes predicted
     assert '| configs/fpn_litv2_s_demoade20k.py | onnxruntime |' in (tmp_path / 'whole.md').read_text()
-    bad = subprocess.run([sys.executable, 'tools/benchmark.py', 'configs/shvit_s1_in1k.py', '--whole'], cwd=ROOT,
+    bad = subprocess.run([sys.executable, 'tools/analysis_tools/benchmark.py', 'configs/shvit_s1_in1k.py', '--whole'], cwd=ROOT,
                          env=env, capture_output=True, text=True)
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1] == (

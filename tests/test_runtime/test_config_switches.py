@@ -1,5 +1,5 @@
-"""The command-line switches of the tools, per codebase (effvit_mm.config_switches), and the CPU launch
-(effvit_mm.launch)."""
+"""The command-line switches of the tools, per codebase (effvit_mm.engine.config_switches), and the CPU launch
+(effvit_mm.engine.launch)."""
 import os
 import socket
 from pathlib import Path
@@ -9,10 +9,10 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from effvit_mm.config_switches import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options,
+from effvit_mm.engine.config_switches import (check_amp_device, check_data_roots, check_pretrained, drop_amp_options,
                                        dump_predictions, enable_amp, enable_auto_scale_lr, enable_tta,
                                        enable_visualization, load_config)
-from effvit_mm.launch import setup_cpu_distributed
+from effvit_mm.engine.launch import setup_cpu_distributed
 
 ROOT = Path(__file__).parents[2]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from effvit_mm.safe_load import safe_load
+from effvit_mm.checkpoint.safe_load import safe_load
 
 ROOT = Path(__file__).parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), PYTHON=sys.executable)
@@ -85,7 +85,7 @@ def free_port():
 def write_config(task, tmp):
     data = tmp / f'data_{task}'
     if not data.is_dir():
-        subprocess.run([sys.executable, 'tools/generate_data.py', *DATA[task], '--out', str(data)], cwd=ROOT,
+        subprocess.run([sys.executable, 'tools/dataset_converters/generate_data.py', *DATA[task], '--out', str(data)], cwd=ROOT,
                        env=ENV, check=True, capture_output=True)
     path = tmp / f'{task}.py'
     path.write_text(CONFIGS[task].format(root=ROOT, data=data))

@@ -15,10 +15,10 @@ from mmengine.registry import DATASETS, DefaultScope
 
 import effvit_mm  # noqa: F401  (translates the loading errors)
 from effvit_mm.checkpoint import CheckpointMismatchError, load_model_checkpoint
-from effvit_mm.config_switches import EmptyDatasetError, check_data_roots
+from effvit_mm.engine.config_switches import EmptyDatasetError, check_data_roots
 from effvit_mm.datasets import make_coco, make_imagenet
-from effvit_mm.safe_load import CheckpointFileError
-from effvit_mm.targets import test_crop
+from effvit_mm.checkpoint.safe_load import CheckpointFileError
+from effvit_mm.apis.targets import test_crop
 from toy_task import ToyRegressor, write_config  # tests/toy_task.py (pytest.ini: pythonpath = tests)
 
 ROOT = Path(__file__).parents[2]
@@ -120,7 +120,7 @@ def test_tools_refuse_in_one_line(files, tmp_path):
     message = tool('tools/train.py', config, '--resume', files['truncated'])
     assert message == (f"error: checkpoint {files['truncated']} is truncated, corrupted or not a checkpoint "
                        '(torch: PytorchStreamReader failed reading zip archive: failed finding central directory)')
-    message = tool('tools/export_onnx.py', 'shvit:s1', tmp_path / 'x.onnx', '--checkpoint', files['wrong'])
+    message = tool('tools/deployment/export_onnx.py', 'shvit:s1', tmp_path / 'x.onnx', '--checkpoint', files['wrong'])
     assert 'fits none of the' in message and 'SHViT' in message
 
 

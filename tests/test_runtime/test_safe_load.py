@@ -10,7 +10,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import CheckpointLoader
 
 import effvit_mm  # noqa: F401  (wraps mmengine's checkpoint loader)
-from effvit_mm.safe_load import safe_load
+from effvit_mm.checkpoint.safe_load import safe_load
 
 REFUSED = 'Weights only load failed|Unsupported global|refusing getattr'
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from effvit_mm.safe_load import safe_load
+from effvit_mm.checkpoint.safe_load import safe_load
 from toy_task import write_config  # tests/toy_task.py (pytest.ini: pythonpath = tests)
 
 ROOT = Path(__file__).parents[2]

@@ -19,10 +19,10 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from effvit_mm.config_switches import check_data_roots, load_config
+from effvit_mm.engine.config_switches import check_data_roots, load_config
 from effvit_mm.deployment import DeployedModel, use_deployed
 from effvit_mm.deployment.parity import compare_predictions, summarise
-from effvit_mm.targets import build_model
+from effvit_mm.apis.targets import build_model
 
 
 def parse_args(argv=None):

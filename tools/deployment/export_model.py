@@ -17,12 +17,12 @@ import time
 from mmengine.config import DictAction
 
 from effvit_mm.deployment import BACKENDS, export_model
-from effvit_mm.runtimes import RuntimeUnavailable
+from effvit_mm.deployment.runtimes import RuntimeUnavailable
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config', help='mmdet / mmseg config file or model-zoo name (tools/model_zoo.py list)')
+    p.add_argument('config', help='mmdet / mmseg config file or model-zoo name (tools/misc/model_zoo.py list)')
     p.add_argument('checkpoint', nargs='?', help='weights (default: random weights)')
     p.add_argument('--out', required=True, help='the folder to write')
     p.add_argument('--backend', choices=BACKENDS, default='onnxruntime')

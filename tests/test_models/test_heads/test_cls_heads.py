@@ -11,11 +11,11 @@ from mmpretrain.structures import DataSample
 
 import effvit_mm  # noqa: F401  (registers the backbones)
 from effvit_mm.checkpoint import extract_state_dict
-from effvit_mm.convert import to_mmpretrain
+from effvit_mm.checkpoint.convert import to_mmpretrain
 from effvit_mm.models.backbones import LITv2, SHViT, SwiftFormer
 from effvit_mm.models.classifiers import DistilledImageClassifier
 from effvit_mm.models.heads import LITv2ClsHead, SHViTClsHead, SwiftFormerClsHead
-from effvit_mm.safe_load import safe_load
+from effvit_mm.checkpoint.safe_load import safe_load
 
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')  # see tests/conftest.py
 
