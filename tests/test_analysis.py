@@ -1,4 +1,4 @@
-"""Multiply-add counting (effvit_mm/deployment/mac_count.py, tools/analysis_tools/get_flops.py)."""
+"""Multiply-add counting (effvit_mm/analysis/mac_count.py, tools/analysis_tools/get_flops.py)."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from effvit_mm.deployment.mac_count import flop_analyzer
+from effvit_mm.analysis.mac_count import flop_analyzer
 from effvit_mm.models.layers import OffsetDeformConv2d
 
 ROOT = Path(__file__).parents[1]

@@ -99,3 +99,55 @@ def test_development_notes_stay_out_of_the_user_docs():
         text = page.read_text()
         for pattern in (r'\bissue \d+', r'\(goal', r'\bgoals?\b', r'>= ?1\.\d+x'):
             assert not re.search(pattern, text, re.I), f'{page.relative_to(ROOT)}: {pattern}'
+
+
+LEAD_LINES = 12  # the first command starts within this many lines after the page title
+PARAGRAPH_CHARS = 600  # the longest paragraph of prose a page may have
+# Pages without a leading command, and why; every other page under docs/en is checked.
+NO_LEADING_COMMAND = {'index.md': 'the landing page: a summary and the table of contents',
+                      'notes/changelog.md': 'a list of releases'}
+COMMAND_FENCE = re.compile(r'^(```|~~~)\s*(bash|python|shell|sh|console)?\s*$')
+
+
+def layout_problems(page):
+    """Why a page does not lead with a command or has a paragraph of prose longer than PARAGRAPH_CHARS."""
+    lines, problems = page.read_text().splitlines(), []
+    title = next((i for i, line in enumerate(lines) if line.startswith('# ')), None)
+    if title is None:
+        return ['no "# " title']
+    for i, line in enumerate(lines[title + 1:], title + 1):
+        if line.startswith('## '):
+            problems.append(f'the first "##" heading (line {i + 1}) comes before any command block')
+            break
+        if COMMAND_FENCE.match(line):
+            if i - title > LEAD_LINES:
+                problems.append(f'the first command block starts {i - title} lines after the title '
+                                f'(line {i + 1}; at most {LEAD_LINES})')
+            break
+    else:
+        problems.append('no command block (```bash, ```python, ```shell or a bare ```)')
+    # Paragraphs: runs of non-blank lines outside code, less headings, table rows, HTML comments and lists
+    # (a list item, its indented lines and its lazy continuation lines).
+    blocks = re.split(r'\n\s*\n', FENCE.sub('\n', page.read_text()))
+    for block in blocks:
+        prose = []
+        for line in block.splitlines():
+            if line[:1].isspace() or re.match(r'\s*([-*+]|\d+\.) ', line):
+                break  # a list, or a list item's indented continuation, until the blank line
+            if not re.match(r'(#{1,6} |\||<!--)', line):
+                prose.append(line.strip())
+        text = ' '.join(prose)
+        if len(text) > PARAGRAPH_CHARS:
+            problems.append(f'a paragraph of {len(text)} characters (at most {PARAGRAPH_CHARS}): {text[:70]}...')
+    return problems
+
+
+def test_pages_lead_with_a_command():
+    """Every page but the landing page and the changelog shows its command first (a code block within the
+    first lines after the title, before any section), then short paragraphs, lists and tables."""
+    every = {str(p.relative_to(DOCS)) for p in DOCS.rglob('*.md')}
+    assert set(NO_LEADING_COMMAND) <= every, f'exempt but missing: {sorted(set(NO_LEADING_COMMAND) - every)}'
+    checked = sorted(every - set(NO_LEADING_COMMAND))
+    assert len(checked) == len(every) - len(NO_LEADING_COMMAND) > 0
+    problems = [f'{name}: {why}' for name in checked for why in layout_problems(DOCS / name)]
+    assert not problems, '\n'.join(problems)

@@ -97,3 +97,21 @@ def test_cli_detector_backbone_and_neck(tmp_path):
     sess = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
     names = [o.name for o in sess.get_outputs()]
     assert names == [f'feat{i}' for i in range(len(names))] and len(names) >= 3
+
+
+def test_an_export_that_fails_says_why_in_one_line(tmp_path):
+    """The exporter's own error runs for pages (banners, graph dumps): OnnxExportError carries its innermost
+    reason in one line, which the tools print as ``error: ...``."""
+    from effvit_mm.deployment.onnx_export import OnnxExportError
+
+    class DataDependent(torch.nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x.nonzero().float()
+
+    with pytest.raises(OnnxExportError) as error:
+        export_onnx(DataDependent().eval(), torch.rand(1, 3, 8, 8), str(tmp_path / 'x.onnx'), ['out'],
+                    dynamic_batch=True)
+    message = str(error.value)
+    assert '\n' not in message and '\x1b' not in message and len(message) < 400, message
+    assert message.startswith('the ONNX export of DataDependent failed (TorchExportError): Could not guard on '
+                              'data-dependent expression'), message

@@ -15,7 +15,7 @@ from mmengine.config import Config
 import effvit_mm
 from effvit_mm.apis.model_zoo import README, UnknownModelError, get_entry, list_models, render_readme, resolve_config
 from effvit_mm.apis.targets import build_target, test_crop
-from effvit_mm.deployment.mac_count import count_entry
+from effvit_mm.analysis.mac_count import count_entry
 
 ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parent / 'data'

@@ -1,5 +1,5 @@
 """The package's layout: modules grouped by concern (apis, checkpoint, datasets, deployment, engine,
-evaluation, models, visualization), no import cycle between its modules (imports inside functions
+evaluation, models, visualization, analysis), no import cycle between its modules (imports inside functions
 included), and every ``effvit_mm.x.y`` name that the README, the documentation (docs/**/*.md) or a docstring
 of the tools shows resolves."""
 import ast
@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / 'effvit_mm'
-SUBPACKAGES = {'apis', 'checkpoint', 'datasets', 'deployment', 'engine', 'evaluation', 'models', 'visualization'}
+SUBPACKAGES = {'analysis', 'apis', 'checkpoint', 'datasets', 'deployment', 'engine', 'evaluation', 'models', 'visualization'}
 
 
 def module_name(path):

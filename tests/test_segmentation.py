@@ -203,3 +203,17 @@ def test_exported_short_run_gives_the_same_classes_and_miou(short_run, tmp_path)
     miou = float(re.search(r'aAcc: [\d.]+\s+mIoU: ([\d.]+)', log).group(1))
     print(f'mIoU: deployed {miou:.2f}, PyTorch {whole["mIoU"]:.2f}')
     assert miou == pytest.approx(whole['mIoU'], abs=0.2)
+    # one image in Python, as mmseg users call a model: mmseg's inference_model on init_deployed's model
+    from mmseg.apis import inference_model, init_model
+
+    from effvit_mm.deployment import init_deployed
+    image = str(sorted((ade_root(config) / 'images/validation').iterdir())[0])
+    expected = inference_model(init_model(config, checkpoint, device='cpu'), image)
+    got = inference_model(init_deployed(config, deployed), image)
+    assert got.pred_sem_seg.data.shape == expected.pred_sem_seg.data.shape
+    assert (got.pred_sem_seg.data == expected.pred_sem_seg.data).float().mean() >= 0.999
+
+
+def ade_root(config):
+    from mmengine.config import Config
+    return Path(Config.fromfile(config).test_dataloader.dataset.data_root)

@@ -1,7 +1,9 @@
 """A tiny regression task registered into mmengine's root registries, for testing the tools
 (resume, distributed launch, test loop) in seconds."""
+import atexit
 import errno
 import os
+import signal as signal_module
 import time
 
 import torch
@@ -13,7 +15,7 @@ from mmengine.model import BaseModel
 from mmengine.fileio import register_backend
 from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
 
-from effvit_mm.engine.checkpoints import AtomicLocalBackend
+from effvit_mm.checkpoint.atomic import AtomicLocalBackend
 
 
 @DATASETS.register_module()
@@ -80,6 +82,29 @@ class PoisonAt(Hook):
         if runner.iter + 1 == self.iteration:
             with torch.no_grad():
                 next(runner.model.parameters()).fill_(float('nan'))
+
+
+@HOOKS.register_module()
+class SignalAt(Hook):
+    """Sends ``signal`` to this process after training iteration ``iteration`` (1-based)."""
+
+    def __init__(self, iteration, signal='SIGTERM'):
+        self.iteration, self.signal = iteration, getattr(signal_module, signal)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.iteration:
+            os.kill(os.getpid(), self.signal)
+
+
+@HOOKS.register_module()
+class SlowExit(Hook):
+    """Makes the process's exit take ``seconds`` (an exit handler that sleeps), as a slow teardown does."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def before_train(self, runner):
+        atexit.register(time.sleep, self.seconds)
 
 
 @register_backend('faulty_atomic_local')

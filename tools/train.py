@@ -5,20 +5,23 @@
 
 Every run resumes exactly (also from a checkpoint saved inside an epoch), saves a checkpoint and exits
 with code 75 on SIGTERM / SIGUSR1, writes its checkpoints atomically and stops at a non-finite loss
-(effvit_mm.engine). ``--resume`` alone takes the newest complete checkpoint of the work dir, as does a
-job that torchrun restarted (tools/dist_train.sh with MAX_RESTARTS) or Slurm requeued.
+(effvit_mm.engine). ``--resume`` alone takes the newest complete training checkpoint of the work dir
+(the one last_checkpoint names, else the furthest trained iter_N / epoch_N file; never a best_*.pth)
+and says which, as does a job that torchrun restarted (tools/dist_train.sh with MAX_RESTARTS) or Slurm
+requeued.
 """
 import argparse
 import os
 
 from mmengine.config import DictAction
 
+from effvit_mm.checkpoint.atomic import CheckpointWriteError
+from effvit_mm.checkpoint.resume import resume_from
 from effvit_mm.engine import enable_exact_resume, enable_fault_tolerance
-from effvit_mm.engine.checkpoints import CheckpointWriteError, resume_from
-from effvit_mm.engine.fault_tolerance import NonFiniteLoss
 from effvit_mm.engine.config_switches import (RUN_ERRORS, check_amp_device, check_checkpoint_fit, check_data_roots,
-                                       check_pretrained, drop_amp_options, enable_amp, enable_auto_scale_lr,
-                                       load_config)
+                                              check_pretrained, drop_amp_options, enable_amp, enable_auto_scale_lr,
+                                              load_config)
+from effvit_mm.engine.hooks import NonFiniteLoss
 from effvit_mm.engine.launch import run
 
 

@@ -89,11 +89,12 @@ def _loading(filename):
         raise _file_error(filename, error) from None
 
 
-def safe_load(path, map_location='cpu'):
+def safe_load(path, map_location='cpu', mmap=False):
     """``torch.load(path, weights_only=True)`` with :data:`SAFE_GLOBALS` allowed; a file that torch
-    refuses or cannot read raises :class:`CheckpointFileError`."""
+    refuses or cannot read raises :class:`CheckpointFileError`. ``mmap``: tensors mapped from the file,
+    read when used (a look at the meta data reads only the pickle)."""
     with _loading(path):
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
 
 
 def wrap_checkpoint_loader():

@@ -6,6 +6,10 @@ test pipeline gives (uint8 BGR (3, H, W) images and their data samples) and retu
 metrics. Nothing of the model is built: the graphs run in their backend, the rest is
 :mod:`effvit_mm.deployment.postprocess`.
 
+The graphs run on the CPU, whatever device mmengine's runner has moved the model to: the images come
+to the CPU, the predictions go back to the device the images came on (a runner on a GPU machine, as
+``tools/test.py --deployed`` and ``tools/dist_test.sh ... --deployed`` have there).
+
 Each image runs alone (batch 1), padded as the config's data preprocessor pads the whole batch
 (mmdet: to the batch's largest size, rounded up to ``pad_size_divisor``), so that a batch gives the
 PyTorch model's numbers. An image side below the graphs' smallest (``min_side`` in deploy.json: 32 for
@@ -17,6 +21,7 @@ import hashlib
 import json
 import math
 import os.path as osp
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -24,23 +29,52 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from . import postprocess as pp
-from .runtimes import AOTModel, OnnxRuntimeModel, OpenVINOModel, as_list
+from .runtimes import as_list, open_runtime
 
-__all__ = ['BACKENDS', 'FORMAT_VERSION', 'DeployedModel', 'PyTorchGraph', 'model_digest', 'open_graph',
-           'read_deploy_meta', 'use_deployed']
+__all__ = ['BACKENDS', 'FORMAT_VERSION', 'DeployedModel', 'PyTorchGraph', 'init_deployed', 'model_digest', 'plain_json',
+           'read_deploy_meta', 'use_deployed', 'with_test_cfg']
 
 BACKENDS = ('onnxruntime', 'openvino', 'aot')
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+ANCHOR_CACHE_SIZE = 16  # image sizes whose anchors a DeployedModel keeps
 
 
 def model_digest(cfg):
-    """A digest of ``cfg.model`` without what deployment does not keep (the backbone's ``init_cfg``,
-    a distillation teacher): equal for the config a folder was exported from."""
+    """A digest of ``cfg.model`` without what deployment does not keep (the backbone's ``init_cfg``, a
+    distillation teacher) and what the host code takes at test time (``test_cfg``; ``train_cfg``): equal
+    for the config a folder was exported from."""
     model = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     model = json.loads(json.dumps(model, sort_keys=True, default=str))
     model.get('backbone', {}).pop('init_cfg', None)
-    model.pop('teacher', None)
+    for key in ('teacher', 'train_cfg', 'test_cfg'):
+        model.pop(key, None)
     return hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plain_json(cfg):
+    """A ConfigDict / dict / list of them as plain JSON values."""
+    return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg, default=list))
+
+
+def with_test_cfg(post, test_cfg):
+    """deploy.json's ``postprocess`` with the thresholds of a model's ``test_cfg`` (its NMS, score
+    thresholds, numbers of boxes, mask threshold: all host code); a segmentor's ``mode`` must stay
+    'whole' (the graph takes whole images). Refused in one line where it does not fit."""
+    test_cfg = plain_json(test_cfg)
+    post = dict(post)
+    if post['type'] == 'segmentor':
+        if test_cfg.get('mode', 'whole') != 'whole':
+            raise ValueError(f"test_cfg.mode={test_cfg['mode']!r}: a deployed segmentor runs whole images "
+                             "(mode='whole'); test the PyTorch model for other modes")
+    elif post['type'] == 'single_stage':
+        post['test_cfg'] = pp.check_nms_cfg(test_cfg, 'test_cfg')
+    else:
+        missing = [k for k in ('rpn', 'rcnn') if k not in test_cfg]
+        if missing:
+            raise ValueError(f'test_cfg has no {" / ".join(missing)}: a two-stage detector needs both')
+        post['rpn_cfg'] = pp.check_nms_cfg(test_cfg['rpn'], 'test_cfg.rpn')
+        post['rcnn_cfg'] = pp.check_nms_cfg(test_cfg['rcnn'], 'test_cfg.rcnn')
+    return post
 
 
 def read_deploy_meta(path):
@@ -70,24 +104,35 @@ def read_deploy_meta(path):
 
 def use_deployed(cfg, path):
     """Make ``cfg`` (a detection / segmentation Config) run the exported folder ``path`` instead of its
-    model (``tools/test.py --deployed``, ``tools/demo.py --deployed``); a folder exported from a config
-    with another model is refused in one line."""
+    model (``tools/test.py --deployed``, ``tools/demo.py --deployed``), with the config's ``test_cfg``
+    (``--cfg-options model.test_cfg...`` applies without a new export); a folder exported from a config
+    with another model is refused in one line. In a distributed run the model is not wrapped in
+    DistributedDataParallel (it has no parameter); each process tests its share of the test set."""
     meta = read_deploy_meta(path)
     if meta['model_digest'] != model_digest(cfg):
         raise ValueError(f"{path} was exported from {meta['config']}, whose model differs from this config's: "
                          'export this config (tools/deployment/export_model.py) or use that one')
-    cfg.model = dict(type='DeployedModel', path=str(path))
+    test_cfg = cfg.model.get('test_cfg')
+    cfg.model = dict(type='DeployedModel', path=str(path), test_cfg=plain_json(test_cfg) if test_cfg else None)
+    cfg.model_wrapper_cfg = dict(type='InferenceOnlyWrapper')
     cfg.load_from = None
     return meta
 
 
-def open_graph(path, backend):
-    """One graph file in its backend's runtime (:mod:`effvit_mm.deployment.runtimes`): ``*inputs -> [tensor, ...]``."""
-    if backend == 'onnxruntime':
-        return OnnxRuntimeModel(path)
-    if backend == 'openvino':
-        return OpenVINOModel(path)
-    return AOTModel(path)
+def init_deployed(config, path, cfg_options=None, device='cpu'):
+    """The exported folder ``path`` of ``config`` (a file or model-zoo name; ``cfg_options`` merged, e.g.
+    ``{'model.test_cfg.rcnn.score_thr': 0.5}``) as a model for mmdet's ``inference_detector`` or mmseg's
+    ``inference_model`` (an image path or array in, a data sample out), on ``device``: what
+    ``init_detector`` / ``init_model`` give for a checkpoint. The config's default scope is made current."""
+    from mmengine.registry import init_default_scope
+
+    from ..engine.config_switches import load_config
+    cfg = load_config(config, cfg_options=cfg_options)
+    use_deployed(cfg, path)
+    init_default_scope(cfg.get('default_scope'))
+    model = MODELS.build(cfg.model)
+    model.cfg = cfg
+    return model.to(device).eval()
 
 
 class PyTorchGraph:
@@ -109,19 +154,23 @@ class DeployedModel(BaseModel):
     Args:
         path (str): the folder (``deploy.json`` and the graphs).
         backend (str, optional): must be the folder's backend when given (a check for configs).
+        test_cfg (dict, optional): the model's ``test_cfg``, in place of the exported one
+            (:func:`with_test_cfg`).
         data_preprocessor: ignored (mmengine's Runner passes a config's top-level one): the folder's
             ``deploy.json`` holds the pre-processing, applied in :meth:`predict`.
     """
 
-    def __init__(self, path, backend=None, data_preprocessor=None, init_cfg=None):
+    def __init__(self, path, backend=None, test_cfg=None, data_preprocessor=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.meta = read_deploy_meta(path)
         if backend is not None and backend != self.meta['backend']:
             raise ValueError(f'{path} was exported for {self.meta["backend"]}, not {backend}')
         if self.meta['backend'] not in BACKENDS:
             raise ValueError(f'{path}: unknown backend {self.meta["backend"]!r}')
+        if test_cfg:
+            self.meta['postprocess'] = with_test_cfg(self.meta['postprocess'], test_cfg)
         self.path = path
-        self._use({name: open_graph(osp.join(path, g['file']), self.meta['backend'])
+        self._use({name: open_runtime(osp.join(path, g['file']), self.meta['backend'])
                    for name, g in self.meta['graphs'].items()})
 
     @classmethod
@@ -138,6 +187,7 @@ class DeployedModel(BaseModel):
         self.graphs = graphs
         self.task = self.meta['task']
         self.dataset_meta = dict(classes=tuple(self.meta['classes']), palette=self.meta['palette'])
+        self._anchor_cache = OrderedDict()
 
     def forward(self, inputs, data_samples=None, mode='predict'):
         if mode != 'predict':
@@ -155,9 +205,11 @@ class DeployedModel(BaseModel):
         return img
 
     def predict(self, inputs, data_samples):
-        """``inputs``: uint8 (3, H, W) images (a list or a stacked batch); ``data_samples``: their mmdet /
-        mmseg data samples with the test pipeline's metainfo. Returns the samples with predictions."""
-        imgs = [self._normalise(img) for img in inputs]
+        """``inputs``: uint8 (3, H, W) images (a list or a stacked batch) on any device; ``data_samples``:
+        their mmdet / mmseg data samples with the test pipeline's metainfo. Returns the samples with
+        predictions, on the images' device."""
+        device = inputs[0].device
+        imgs = [self._normalise(img.cpu()) for img in inputs]
         if self.task == 'detection':
             divisor = self.meta['preprocess']['pad_size_divisor']
             least = self.meta['min_side']
@@ -166,7 +218,7 @@ class DeployedModel(BaseModel):
             for img, sample in zip(imgs, data_samples):
                 x = F.pad(img, (0, w - img.shape[2], 0, h - img.shape[1]), value=self.meta['preprocess']['pad_value'])
                 sample.set_metainfo(dict(batch_input_shape=(h, w), pad_shape=(h, w)))
-                sample.pred_instances = self._detect(x[None], sample.metainfo)
+                sample.pred_instances = self._detect(x[None], sample.metainfo).to(device)
         else:
             from mmengine.structures import PixelData
             post = self.meta['postprocess']
@@ -177,7 +229,8 @@ class DeployedModel(BaseModel):
                 logits = self.graphs['segmentor'](x[None])[0][0, :, :h, :w]
                 logits, pred = pp.segmentation_result(logits, (0, 0, 0, 0), sample.metainfo['ori_shape'],
                                                       post['align_corners'], post['threshold'])
-                sample.set_data(dict(seg_logits=PixelData(data=logits), pred_sem_seg=PixelData(data=pred)))
+                sample.set_data(dict(seg_logits=PixelData(data=logits.to(device)),
+                                     pred_sem_seg=PixelData(data=pred.to(device))))
         return data_samples
 
     # detection ------------------------------------------------------------------------------------
@@ -220,12 +273,16 @@ class DeployedModel(BaseModel):
         return results
 
     def _anchors(self, head, cls_scores):
-        """The anchors of each level for these score maps (cached per feature-map size)."""
+        """The anchors of each level for these score maps (the last :data:`ANCHOR_CACHE_SIZE` feature-map
+        sizes cached)."""
         sizes = tuple(tuple(c.shape[-2:]) for c in cls_scores)
-        cache = self.__dict__.setdefault('_anchor_cache', {})
-        key = (id(head), sizes)
-        if key not in cache:
+        key, cache = (head['type'], sizes), self._anchor_cache
+        if key in cache:
+            cache.move_to_end(key)
+        else:
             cache[key] = pp.anchors(head['anchors'], sizes)
+            if len(cache) > ANCHOR_CACHE_SIZE:
+                cache.popitem(last=False)
         return cache[key]
 
     def _roi_forward(self, graph, feats, rois, params):

@@ -11,25 +11,35 @@ that :class:`~effvit_mm.deployment.DeployedModel` runs without building the mode
   extraction), the class names and palette, and a digest of the config's model (a folder used with
   another config is refused).
 
+The folder is written beside ``out_dir`` and renamed into place once complete: a failed or killed
+export leaves an earlier folder as it was.
+
 Each graph is checked once written: run by its backend on inputs of other sizes than the traced ones
-(:func:`probe_inputs`), it must give PyTorch's outputs within 1e-3 of their scale, or the export fails
-(:func:`verify_graph`); the largest difference is kept in ``deploy.json``.
+(:func:`probe_inputs`), it must give PyTorch's outputs within :data:`VERIFY_TOL` of their scale, or the
+export fails (:func:`verify_graph`); the largest difference is kept in ``deploy.json``.
 """
+import contextlib
 import json
 import os
 import os.path as osp
+import shutil
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import DATASETS
 
 from ..models.layers import fuse
-from .deployed_model import BACKENDS, FORMAT_VERSION, DeployedModel, PyTorchGraph, model_digest, open_graph
+from .deployed_model import BACKENDS, FORMAT_VERSION, DeployedModel, PyTorchGraph, plain_json, model_digest
 from .graphs import DenseGraph, RoIGraph, SegGraph, roi_align_params, symbolic_upsampling
-from .runtimes import RuntimeUnavailable, save_aot, save_openvino
+from .postprocess import check_nms_cfg
+from .runtimes import RuntimeUnavailable, open_runtime, save_aot, save_openvino
 
-__all__ = ['deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'postprocess_params', 'probe_inputs',
-           'verify_graph']
+__all__ = ['VERIFY_TOL', 'deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'postprocess_params',
+           'probe_inputs', 'verify_graph']
+
+# Largest difference of an exported graph from PyTorch, scaled (max |diff| / max(1, max |output|)): fp32 graphs
+# of every config, random and trained weights, stay within 2e-6 in onnxruntime and OpenVINO.
+VERIFY_TOL = 1e-5
 
 # The traced example: a multiple of 128 whose every pyramid level is at least 2 wide (sizes of 0 and 1
 # would be specialised by torch.export).
@@ -51,23 +61,12 @@ def _class_meta(cfg):
     return [str(c) for c in classes], [list(map(int, p)) for p in palette] if palette else None
 
 
-def _plain(cfg):
-    """A ConfigDict / dict / list of them as plain JSON values."""
-    return json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg, default=list))
-
-
 def _bbox_coder(coder):
     if type(coder).__name__ != 'DeltaXYWHBBoxCoder':
         raise ValueError(f'only DeltaXYWHBBoxCoder boxes are exported, not {type(coder).__name__}')
     return dict(means=list(map(float, coder.means)), stds=list(map(float, coder.stds)), wh_ratio_clip=16 / 1000,
                 clip_border=bool(coder.clip_border), add_ctr_clamp=bool(coder.add_ctr_clamp),
                 ctr_clamp=float(coder.ctr_clamp))
-
-
-def _check_nms(cfg, where):
-    if cfg['nms'].get('type', 'nms') != 'nms':
-        raise ValueError(f"{where}: only nms is exported, not {cfg['nms']['type']}")
-    return cfg
 
 
 def _dense_head(head, kind):
@@ -115,8 +114,8 @@ def _kind(model):
     if type(getattr(model, 'bbox_head', None)).__name__ in ('RetinaHead', 'AnchorHead'):
         return 'single_stage'
     head = getattr(model, 'roi_head', None) or getattr(model, 'bbox_head', None)
-    raise ValueError(f'{name} with {type(head).__name__} cannot be exported: Mask R-CNN / Faster R-CNN '
-                     '(StandardRoIHead), RetinaNet and EncoderDecoder segmentors are')
+    raise ValueError(f'{name} with {type(head).__name__} cannot be exported: Mask R-CNN (RPNHead + '
+                     'StandardRoIHead), RetinaNet and EncoderDecoder segmentors are')
 
 
 def _mask_extractor(roi):
@@ -132,15 +131,19 @@ def postprocess_params(model):
     kind = _kind(model)
     if kind == 'segmentor':
         head = model.decode_head
-        return dict(type=kind, align_corners=bool(head.align_corners), threshold=float(getattr(head, 'threshold', 0.3)
-                                                                                       or 0.3))
+        threshold = getattr(head, 'threshold', None)  # mmseg sets it for one-channel heads (0.3 unless given)
+        return dict(type=kind, align_corners=bool(head.align_corners),
+                    threshold=None if threshold is None else float(threshold))
     if kind == 'single_stage':
         return dict(type=kind, head=_dense_head(model.bbox_head, 'anchor'),
-                    test_cfg=_check_nms(_plain(model.test_cfg), 'test_cfg'))
+                    test_cfg=check_nms_cfg(plain_json(model.test_cfg), 'test_cfg'))
     roi, bbox_head = model.roi_head, model.roi_head.bbox_head
-    post = dict(type=kind, rpn=_dense_head(model.rpn_head, 'rpn'), rpn_cfg=_check_nms(_plain(model.test_cfg.rpn), 'rpn'),
-                rcnn_cfg=_check_nms(_plain(model.test_cfg.rcnn), 'rcnn'), bbox_roi=roi_align_params(roi.bbox_roi_extractor),
-                bbox_head=dict(num_classes=int(bbox_head.num_classes), reg_class_agnostic=bool(bbox_head.reg_class_agnostic),
+    post = dict(type=kind, rpn=_dense_head(model.rpn_head, 'rpn'),
+                rpn_cfg=check_nms_cfg(plain_json(model.test_cfg.rpn), 'rpn'),
+                rcnn_cfg=check_nms_cfg(plain_json(model.test_cfg.rcnn), 'rcnn'),
+                bbox_roi=roi_align_params(roi.bbox_roi_extractor),
+                bbox_head=dict(num_classes=int(bbox_head.num_classes),
+                               reg_class_agnostic=bool(bbox_head.reg_class_agnostic),
                                bbox_coder=_bbox_coder(bbox_head.bbox_coder)))
     if roi.with_mask:
         post.update(mask_roi=roi_align_params(_mask_extractor(roi)),
@@ -219,8 +222,8 @@ def probe_inputs(model, name, graph_inputs, kind):
 
 def verify_graph(module, run, probes, name):
     """Run the exported graph (``run``: a callable ``*inputs -> [tensor, ...]``) and ``module`` on each of
-    ``probes``; raise RuntimeError when an output differs by more than 1e-3 of its scale (a shape the
-    tracer baked in, an op the backend computes otherwise). Returns the largest scaled difference."""
+    ``probes``; raise RuntimeError when an output differs by more than :data:`VERIFY_TOL` of its scale (a
+    shape the tracer baked in, an op the backend computes otherwise). Returns the largest scaled difference."""
     from .export_tools import scaled_diff
     from .runtimes import as_list
     worst = 0.0
@@ -228,7 +231,7 @@ def verify_graph(module, run, probes, name):
         with torch.no_grad():
             ref = as_list(module(*inputs))
         diff = max(scaled_diff(r, o) for r, o in zip(ref, run(*inputs)))
-        if diff > 1e-3:
+        if diff > VERIFY_TOL:
             shapes = ', '.join('x'.join(map(str, t.shape)) for t in inputs)
             raise RuntimeError(f'the exported {name} graph differs from PyTorch on inputs {shapes} by {diff:.3g} '
                                '(scaled): this model does not export to a graph of every input size')
@@ -300,14 +303,37 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
         fuse(model.backbone)
         parts = graphs(model, MIN_SIDE[backend])
         meta = describe(cfg, model, backend, config, checkpoint)
-    os.makedirs(out_dir, exist_ok=True)
-    for name, (module, input_names, output_names, inputs, dims) in parts.items():
-        module.eval()
-        file = _save_graph(module, inputs, input_names, output_names, dims, backend, out_dir, name)
-        probes = probe_inputs(model, name, input_names, meta['postprocess']['type'])
-        diff = verify_graph(module, open_graph(osp.join(out_dir, file), backend), probes, name)
-        meta['graphs'][name] = dict(file=file, inputs=input_names, outputs=output_names,
-                                    verified_max_scaled_diff=diff)
-    with open(osp.join(out_dir, 'deploy.json'), 'w') as f:
-        json.dump(meta, f, indent=1)
+    with _new_folder(out_dir) as tmp:
+        for name, (module, input_names, output_names, inputs, dims) in parts.items():
+            module.eval()
+            file = _save_graph(module, inputs, input_names, output_names, dims, backend, tmp, name)
+            probes = probe_inputs(model, name, input_names, meta['postprocess']['type'])
+            diff = verify_graph(module, open_runtime(osp.join(tmp, file), backend), probes, name)
+            meta['graphs'][name] = dict(file=file, inputs=input_names, outputs=output_names,
+                                        verified_max_scaled_diff=diff)
+        with open(osp.join(tmp, 'deploy.json'), 'w') as f:
+            json.dump(meta, f, indent=1)
     return meta
+
+
+@contextlib.contextmanager
+def _new_folder(out_dir):
+    """A temporary folder beside ``out_dir`` to fill; at the end of the block it replaces ``out_dir`` (an
+    earlier export's folder is renamed away first, then removed); on an error it is removed and ``out_dir``
+    stays as it was. A folder that holds files but no deploy.json is refused (not ours to replace)."""
+    out_dir = osp.abspath(out_dir)
+    if osp.isdir(out_dir) and os.listdir(out_dir) and not osp.isfile(osp.join(out_dir, 'deploy.json')):
+        raise ValueError(f'--out {out_dir} holds files and no deploy.json: not an exported folder to replace; '
+                         'choose another --out')
+    tmp, old = f'{out_dir}.tmp{os.getpid()}', f'{out_dir}.old{os.getpid()}'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if osp.exists(out_dir):
+        os.rename(out_dir, old)
+    os.rename(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)

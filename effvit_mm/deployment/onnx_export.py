@@ -12,12 +12,13 @@ onnx / onnxruntime / onnxscript (the ``onnx`` extra) are imported inside the fun
 them.
 """
 import math
+import re
 
 import torch
 
 from ..models.layers import OffsetDeformConv2d
 
-__all__ = ['custom_translation_table', 'export_onnx']
+__all__ = ['OnnxExportError', 'custom_translation_table', 'export_onnx']
 
 
 def _deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
@@ -66,6 +67,19 @@ def custom_translation_table():
             torch.ops.torchvision.roi_align.default: _roi_align}
 
 
+class OnnxExportError(ValueError):
+    """A model the ONNX exporter could not translate (its first reason in one line)."""
+
+
+def _first_line(error):
+    """The first line of the innermost cause of an exporter's error (the outer ones open with banners and
+    run for pages), without terminal colours."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [re.sub(r'\x1b\[[0-9;]*m', '', line).strip() for line in str(error).splitlines()]
+    return next((line for line in lines if line), type(error).__name__)[:300]
+
+
 def export_onnx(model, x, path, output_names, opset=19, dynamic_batch=False, input_names=('input', ),
                 dynamic_shapes=None):
     """Export ``model(x)`` (``x`` a tensor, or a tuple of the inputs named ``input_names``) to ``path`` with
@@ -81,8 +95,12 @@ def export_onnx(model, x, path, output_names, opset=19, dynamic_batch=False, inp
         kwargs['dynamic_shapes'] = ({0: torch.export.Dim('batch', min=1, max=4096)},)
     elif dynamic_shapes is not None:
         kwargs['dynamic_shapes'] = tuple(dynamic_shapes)
-    torch.onnx.export(model, inputs, path, dynamo=True, opset_version=opset, input_names=list(input_names),
-                      output_names=list(output_names), custom_translation_table=custom_translation_table(),
-                      verbose=False, **kwargs)
-    onnx.checker.check_model(path, full_check=True)
+    try:
+        torch.onnx.export(model, inputs, path, dynamo=True, opset_version=opset, input_names=list(input_names),
+                          output_names=list(output_names), custom_translation_table=custom_translation_table(),
+                          verbose=False, **kwargs)
+        onnx.checker.check_model(path, full_check=True)
+    except Exception as error:  # torch.export's / onnx's errors share no base class; their texts run for pages
+        raise OnnxExportError(f'the ONNX export of {type(model).__name__} failed ({type(error).__name__}): '
+                              f'{_first_line(error)}') from None
     return onnx.load(path)

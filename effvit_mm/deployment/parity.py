@@ -3,12 +3,20 @@
 - detections (:func:`match_detections`): each reference detection is matched to the deployed detection
   of the same label with the highest box IoU, one to one, in descending reference score; a match counts
   when box IoU >= ``box_iou``, |score difference| <= ``score_tol`` and (with masks) mask IoU >= ``mask_iou``;
-- segmentation (:func:`pixel_agreement`): the share of pixels with the same class.
+- segmentation (:func:`pixel_agreement`): the share of pixels with the same class, and the largest logit
+  difference, scaled as the exports' checks scale it (max |diff| / max(1, max |logit|)).
+
+:data:`LOGIT_TOL` and :func:`parity_ok` are the bounds that ``tools/deployment/compare_model.py`` and the
+tests hold a deployed model to.
 """
 import torch
 from torchvision.ops import box_iou as _box_iou
 
-__all__ = ['compare_predictions', 'match_detections', 'pixel_agreement', 'summarise']
+__all__ = ['LOGIT_TOL', 'PIXEL_SHARE', 'compare_predictions', 'match_detections', 'parity_ok', 'pixel_agreement',
+           'summarise']
+
+PIXEL_SHARE = 0.999  # of each image's pixels with the same class
+LOGIT_TOL = 1e-4  # scaled logit difference
 
 
 def _mask_iou(a, b):
@@ -56,7 +64,7 @@ def compare_predictions(model, deployed, batches, evaluators=None):
     same test batches (dicts of ``inputs`` and ``data_samples``, as a test dataloader yields them), and
     feed each one's predictions to its mmengine ``Evaluator`` of ``evaluators`` (model's, deployed's) if
     given. Returns one dict per image: :func:`match_detections`' for a detector, ``{'pixels':
-    agreement, 'logits': max abs diff}`` for a segmentor."""
+    agreement, 'logits': scaled max abs diff}`` for a segmentor."""
     import copy
     stats = []
     for batch in batches:
@@ -69,16 +77,27 @@ def compare_predictions(model, deployed, batches, evaluators=None):
             if 'pred_instances' in r:
                 stats.append(match_detections(r.pred_instances, g.pred_instances))
             else:
-                stats.append(dict(pixels=pixel_agreement(r.pred_sem_seg.data, g.pred_sem_seg.data),
-                                  logits=(r.seg_logits.data - g.seg_logits.data).abs().max().item()))
+                ref_logits = r.seg_logits.data.cpu()
+                scale = max(1.0, ref_logits.abs().max().item())
+                stats.append(dict(pixels=pixel_agreement(r.pred_sem_seg.data.cpu(), g.pred_sem_seg.data.cpu()),
+                                  logits=(ref_logits - g.seg_logits.data.cpu()).abs().max().item() / scale))
     return stats
+
+
+def parity_ok(stats):
+    """Whether :func:`compare_predictions`' figures show the same predictions: every detection matched one
+    to one and none extra; for a segmentor, :data:`PIXEL_SHARE` of each image's pixels and logits within
+    :data:`LOGIT_TOL`."""
+    return all(s['matched'] == s['ref'] == s['got'] for s in stats if 'ref' in s) and \
+        all(s['pixels'] >= PIXEL_SHARE and s['logits'] <= LOGIT_TOL for s in stats if 'pixels' in s)
 
 
 def summarise(stats):
     """One line for :func:`compare_predictions`' result."""
     if stats and 'pixels' in stats[0]:
         worst = min(s['pixels'] for s in stats)
-        return f'{len(stats)} images: pixels with the same class {100 * worst:.3f}% (worst image)'
+        return (f'{len(stats)} images: pixels with the same class {100 * worst:.3f}% (worst image), logits within '
+                f'{max(s["logits"] for s in stats):.2g} (scaled)')
     ref, matched = sum(s['ref'] for s in stats), sum(s['matched'] for s in stats)
     return (f'{len(stats)} images: {matched} of {ref} detections matched ({100 * matched / max(ref, 1):.2f}%), '
             f'{sum(s["got"] for s in stats)} deployed; images with no detection: {sum(s["ref"] == 0 for s in stats)}, '

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import nms
 
-__all__ = ['anchors', 'decode_deltas', 'batched_nms', 'dense_predictions', 'map_roi_levels', 'rcnn_detections',
+__all__ = ['NMS_KEYS', 'anchors', 'check_nms_cfg', 'decode_deltas', 'batched_nms', 'dense_predictions', 'map_roi_levels', 'rcnn_detections',
            'paste_masks', 'segmentation_result', 'unscale']
 
 
@@ -65,18 +65,46 @@ def decode_deltas(priors, deltas, coder, max_shape):
     return boxes
 
 
-def _nms(boxes, scores, iou):
-    """mmcv's CPU ``nms``: boxes in the order of torch's (unstable) descending sort of ``scores``, which
-    decides between equal scores; torchvision's NMS sorts stably, so it keeps that order."""
+NMS_KEYS = ('type', 'iou_threshold', 'offset', 'score_threshold', 'max_num', 'class_agnostic', 'split_thr')
+
+
+def _nms(boxes, scores, iou, offset=0, score_threshold=0):
+    """mmcv's CPU ``nms``: boxes scored above ``score_threshold`` (when positive), in the order of torch's
+    (unstable) descending sort of ``scores``, which decides between equal scores (torchvision's NMS sorts
+    stably, so it keeps that order); ``offset`` 1 counts box sides as x2 - x1 + 1, which torchvision's
+    IoU gives for boxes whose x2, y2 are one larger."""
+    valid = None
+    if score_threshold > 0:
+        valid = torch.nonzero(scores > score_threshold).view(-1)
+        boxes, scores = boxes[valid], scores[valid]
+    if offset:
+        boxes = torch.cat([boxes[:, :2], boxes[:, 2:] + offset], 1)
     order = scores.sort(0, descending=True)[1]
-    return order[nms(boxes[order], scores[order], iou)]
+    keep = order[nms(boxes[order], scores[order], iou)]
+    return keep if valid is None else valid[keep]
+
+
+def check_nms_cfg(cfg, where):
+    """``cfg`` (a test_cfg part with ``nms``), refused in one line when its NMS is not one this code runs."""
+    nms_cfg = cfg['nms']
+    if nms_cfg.get('type', 'nms') != 'nms':
+        raise ValueError(f"{where}: only nms is exported, not {nms_cfg['type']}")
+    unknown = sorted(set(nms_cfg) - set(NMS_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: nms option(s) {', '.join(unknown)} are not supported (supported: "
+                         f"{', '.join(NMS_KEYS[1:])})")
+    return cfg
 
 
 def batched_nms(boxes, scores, idxs, nms_cfg):
     """mmcv's ``batched_nms`` on CPU: NMS within each ``idxs`` group (``class_agnostic``: across them),
-    boxes offset per group below ``split_thr`` boxes, one NMS per group above; at most ``max_num``.
-    Returns (dets (K, 5) with the score last, keep (K,)) in descending score order."""
-    iou = nms_cfg['iou_threshold']
+    boxes offset per group below ``split_thr`` boxes, one NMS per group above; at most ``max_num``;
+    ``iou_threshold``, ``offset`` and ``score_threshold`` as mmcv's ``nms``. Returns (dets (K, 5) with the
+    score last, keep (K,)) in descending score order."""
+    unknown = set(nms_cfg) - set(NMS_KEYS)
+    if unknown or nms_cfg.get('type', 'nms') != 'nms':
+        raise ValueError(f'nms config {dict(nms_cfg)}: only mmcv nms with {", ".join(NMS_KEYS[1:])} is supported')
+    iou, offset, score_thr = nms_cfg['iou_threshold'], nms_cfg.get('offset', 0), nms_cfg.get('score_threshold', 0)
     if nms_cfg.get('class_agnostic', False):
         boxes_for_nms = boxes
     elif boxes.numel() == 0:
@@ -85,14 +113,14 @@ def batched_nms(boxes, scores, idxs, nms_cfg):
         boxes_for_nms = boxes + (idxs.to(boxes) * (boxes.max() + 1))[:, None]
     split_thr = nms_cfg.get('split_thr', 10000)
     if boxes_for_nms.shape[0] < split_thr:
-        keep = _nms(boxes_for_nms, scores, iou)
+        keep = _nms(boxes_for_nms, scores, iou, offset, score_thr)
         scores_kept = scores[keep]
     else:
         total_mask = scores.new_zeros(scores.size(), dtype=torch.bool)
         kept_scores = scores.new_zeros(scores.size())
         for group in torch.unique(idxs):
             mask = (idxs == group).nonzero(as_tuple=False).view(-1)
-            keep = _nms(boxes_for_nms[mask], scores[mask], iou)
+            keep = _nms(boxes_for_nms[mask], scores[mask], iou, offset, score_thr)
             total_mask[mask[keep]] = True
             kept_scores[mask[keep]] = scores[mask][keep]
         keep = total_mask.nonzero(as_tuple=False).view(-1)

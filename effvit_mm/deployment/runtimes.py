@@ -13,15 +13,17 @@ for an (N, 3, H, W) float32 batch of one fixed shape:
 - ``openvino``: the same ONNX file in OpenVINO's CPU plugin, f32 precision, one stream, threads = PyTorch's,
   no CPU pinning (OpenVINO's pinning would bind threads that PyTorch shares in the same process).
 
-:func:`build_runtime` makes them; the optional packages (``onnx`` extra, ``openvino``) are imported
-there, and a missing one is a :class:`RuntimeUnavailable` naming it.
+:func:`open_runtime` runs a file (an ONNX file, OpenVINO IR or AOTInductor package: what an exported
+folder holds) in its runtime; :func:`build_runtime` writes a model's file first (or compiles it, for
+``compile``). The optional packages (``onnx`` extra, ``openvino``) are imported there, and a missing one
+is a :class:`RuntimeUnavailable` naming it.
 """
 import os.path as osp
 
 import torch
 
 __all__ = ['RUNTIMES', 'AOTModel', 'OnnxRuntimeModel', 'OpenVINOModel', 'RuntimeUnavailable', 'as_list',
-           'build_runtime', 'save_aot', 'save_openvino']
+           'build_runtime', 'open_runtime', 'save_aot', 'save_openvino']
 
 RUNTIMES = ('compile', 'aot', 'onnxruntime', 'openvino')
 
@@ -129,28 +131,35 @@ class OpenVINOModel:
         return [torch.from_numpy(results[out].copy()) for out in self.compiled.outputs]
 
 
+def open_runtime(path, name):
+    """The file ``path`` run by the runtime ``name`` ('onnxruntime', 'openvino' or 'aot'):
+    ``*inputs -> [tensor, ...]``."""
+    runtimes = dict(onnxruntime=OnnxRuntimeModel, openvino=OpenVINOModel, aot=AOTModel)
+    if name not in runtimes:
+        raise ValueError(f'unknown runtime {name!r} for a file; choose one of {", ".join(runtimes)}')
+    return runtimes[name](path)
+
+
 def build_runtime(name, model, x, workdir):
     """``model`` (eval mode, e.g. its deploy form) in the runtime ``name`` (module docstring), for
     inputs of ``x``'s shape; ONNX files and AOT packages go to ``workdir``. Returns the callable."""
     if name == 'compile':
         return _Compiled(model)
-    if name == 'aot':
-        path = osp.join(workdir, f'model_{id(model)}.pt2')
-        if not osp.isfile(path):
-            save_aot(model, x, path)
-        return AOTModel(path)
-    if name not in ('onnxruntime', 'openvino'):
+    if name not in RUNTIMES:
         raise ValueError(f'unknown runtime {name!r}; choose one of {RUNTIMES}')
-    from .onnx_export import export_onnx
-    path = osp.join(workdir, f'model_{id(model)}.onnx')
+    path = osp.join(workdir, f'model_{id(model)}.{"pt2" if name == "aot" else "onnx"}')
     if not osp.isfile(path):
-        try:
-            with torch.no_grad():
-                outputs = as_list(model(x))
-            export_onnx(model, x, path, [f'output{i}' for i in range(len(outputs))])
-        except ImportError as error:
-            raise RuntimeUnavailable(f'ONNX export needs the onnx extra ({error})') from None
-    return OnnxRuntimeModel(path) if name == 'onnxruntime' else OpenVINOModel(path)
+        if name == 'aot':
+            save_aot(model, x, path)
+        else:
+            from .onnx_export import export_onnx
+            try:
+                with torch.no_grad():
+                    outputs = as_list(model(x))
+                export_onnx(model, x, path, [f'output{i}' for i in range(len(outputs))])
+            except ImportError as error:
+                raise RuntimeUnavailable(f'ONNX export needs the onnx extra ({error})') from None
+    return open_runtime(path, name)
 
 
 def save_openvino(onnx_path, xml_path):

@@ -12,31 +12,27 @@ Two sources of randomness are handled, each by making it a function of things a 
   which worker draws it nor on how long the workers have lived (persistent or not), and a
   re-created loader repeats it.
 * **The training process** (drop path, mixup / cutmix, the detectors' proposal samplers):
-  :class:`RandomStateHook` saves the states of Python's, NumPy's, torch's CPU and CUDA generators of
-  every rank in each checkpoint (``checkpoint['random_states']``, one entry per rank) and restores
-  them, on ``--resume``, right before the first training step. Validation does not consume them (its
-  states are put back after it), and the train loader's iterators draw their worker seeds from a
-  generator of their own.
+  :class:`~effvit_mm.engine.hooks.RandomStateHook` saves the states of Python's, NumPy's, torch's CPU
+  and CUDA generators of every rank in each checkpoint (``checkpoint['random_states']``, one entry per
+  rank) and restores them, on ``--resume``, right before the first training step. Validation does not
+  consume them (its states are put back after it), and the train loader's iterators draw their worker
+  seeds from a generator of their own.
 
 :func:`enable_exact_resume` puts the three into a config (``tools/train.py`` does it for every run).
 """
 import contextlib
-import logging
 import random
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather_object, get_rank, get_world_size, sync_random_seed
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
-from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.dist import get_rank, sync_random_seed
+from mmengine.registry import DATA_SAMPLERS, DATASETS
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
-from .fault_tolerance import spare_worker
+from .worker_signals import spare_worker
 
-__all__ = ['SeededIndex', 'SeededSampler', 'SeededDataset', 'RandomStateHook', 'enable_exact_resume',
-           'get_random_states', 'set_random_states', 'seeded']
+__all__ = ['SeededIndex', 'SeededSampler', 'SeededDataset', 'enable_exact_resume', 'get_random_states',
+           'set_random_states', 'seeded']
 
 
 class SeededIndex(int):
@@ -129,7 +125,7 @@ class SeededDataset(Dataset):
     :class:`SeededIndex`, are prepared under that index's seed (:func:`seeded`). Everything else
     (``metainfo``, ``get_data_info``, ...) is the wrapped data set's. In a loader worker, the
     ``worker_signals`` (names) are left to the main process
-    (:func:`~effvit_mm.engine.fault_tolerance.spare_worker`)."""
+    (:func:`~effvit_mm.engine.worker_signals.spare_worker`)."""
 
     def __init__(self, dataset, worker_signals=()):
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
@@ -156,77 +152,11 @@ class SeededDataset(Dataset):
             return self.dataset[int(index)]
 
 
-@HOOKS.register_module()
-class RandomStateHook(Hook):
-    """Saves every rank's random states in each checkpoint and restores them on resume (see the
-    module docstring). A checkpoint without them (older effvit_mm, plain mmengine), from another
-    number of processes, or saved inside an epoch of mmengine's own epoch-based loop (which restarts that
-    epoch from its first batch; the loop :func:`enable_exact_resume` puts in does not) still resumes, with a
-    warning that the continuation is not exact.
-
-    Only the main process writes checkpoints, so every rank's states are gathered (a collective of a
-    few kB, in a distributed run) after each training step and epoch, right before ``CheckpointHook``
-    (priority ``VERY_LOW``, 90) would save them; nothing draws random numbers in between."""
-    priority = 89
-    key = 'random_states'
-
-    def __init__(self):
-        self._states = None  # every rank's states, as of the end of the last training step
-        self._pending = None  # this rank's states from the resumed checkpoint
-        self._outside_val = None  # the training's states while a validation runs
-
-    def before_train(self, runner):
-        generator = torch.Generator()
-        generator.manual_seed(runner.seed + get_rank())
-        runner.train_dataloader.generator = generator  # worker seeds no longer drawn from the global stream
-
-    def after_load_checkpoint(self, runner, checkpoint):
-        if not runner._resume:  # load_from: weights only, a new run
-            return
-        meta, loop = checkpoint['meta'], runner.train_loop
-        if isinstance(loop, EpochBasedTrainLoop) and not getattr(loop, 'resumes_inside_epochs', False) \
-                and meta['iter'] != meta['epoch'] * len(loop.dataloader):
-            print_log(f'the checkpoint was saved inside an epoch (iteration {meta["iter"]}): mmengine\'s epoch loop '
-                      'trains that epoch again from its first batch (not an exact continuation); resume from an '
-                      'end-of-epoch checkpoint instead', logger='current', level=logging.WARNING)
-        states = checkpoint.get(self.key)
-        rank, world_size = get_rank(), get_world_size()
-        if states is None:
-            print_log(f'the checkpoint holds no random states ({self.key}): the resumed run goes on with other '
-                      'random numbers than the interrupted one (not an exact continuation)',
-                      logger='current', level=logging.WARNING)
-            return
-        if len(states) != world_size:
-            print_log(f'the checkpoint holds the random states of {len(states)} processes, this run has '
-                      f'{world_size}: the continuation is not exact', logger='current', level=logging.WARNING)
-        self._pending = states[rank] if rank < len(states) else None
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if self._pending is not None:
-            set_random_states(self._pending)
-            self._pending = None
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self._states = all_gather_object(get_random_states())
-
-    def after_train_epoch(self, runner):
-        self._states = all_gather_object(get_random_states())
-
-    def before_val(self, runner):
-        self._outside_val = get_random_states()
-
-    def after_val(self, runner):
-        set_random_states(self._outside_val)
-        self._outside_val = None
-
-    def before_save_checkpoint(self, runner, checkpoint):
-        checkpoint[self.key] = self._states
-
-
 def enable_exact_resume(cfg):
     """Make the training run of ``cfg`` resumable exactly: its train data set and sampler wrapped in
-    :class:`SeededDataset` / :class:`SeededSampler`, a :class:`RandomStateHook`, and an epoch-based loop
-    that resumes inside an epoch (:class:`~effvit_mm.engine.loops.ResumableEpochBasedTrainLoop`). Idempotent."""
+    :class:`SeededDataset` / :class:`SeededSampler`, a :class:`~effvit_mm.engine.hooks.RandomStateHook`,
+    and an epoch-based loop that resumes inside an epoch
+    (:class:`~effvit_mm.engine.loops.ResumableEpochBasedTrainLoop`). Idempotent."""
     loader = cfg.get('train_dataloader')
     if not loader:
         return

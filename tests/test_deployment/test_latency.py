@@ -1,4 +1,4 @@
-"""End-to-end timing of whole models (tools/analysis_tools/benchmark.py --whole, effvit_mm/deployment/latency.py): every
+"""End-to-end timing of whole models (tools/analysis_tools/benchmark.py --whole, effvit_mm/analysis/latency.py): every
 form runs the same work (equal outputs under a calibrated score threshold), each call's time is split into parts that the
 sub-calls really took (no part counted twice: the rest stays >= 0), and the CLI writes its files and
 refuses what it cannot time in one line."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from effvit_mm.deployment.latency import PARTS, score_threshold_key, time_whole_models
+from effvit_mm.analysis.latency import PARTS, score_threshold_key, time_whole_models
 
 ROOT = Path(__file__).resolve().parents[2]
 

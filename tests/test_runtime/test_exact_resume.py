@@ -228,3 +228,25 @@ def test_every_demo_config_and_loader_resumes_exactly(task, nproc, tmp_path):
     for result in results:
         print(json.dumps(result))
     assert all(r['weights'] == r['optimizer'] == r['losses'] == 0.0 for r in results), results
+
+
+def test_exact_resume_and_fault_tolerance_in_either_order(tmp_path):
+    """enable_exact_resume and enable_fault_tolerance give the same config whichever runs first, and the
+    train set's workers leave the preemption signals to the main process either way."""
+    from mmengine.config import Config
+    from toy_task import write_config as toy_config
+
+    from effvit_mm.engine import enable_exact_resume, enable_fault_tolerance
+    configs = []
+    for order in ([enable_exact_resume, enable_fault_tolerance], [enable_fault_tolerance, enable_exact_resume]):
+        cfg = Config.fromfile(toy_config(tmp_path / 'toy.py', tmp_path / 'work'))
+        for enable in order + order:  # idempotent, too
+            enable(cfg)
+        configs.append(cfg)
+    first, second = (c.to_dict() for c in configs)
+    assert first['train_dataloader'] == second['train_dataloader']
+    assert sorted(h['type'] for h in first['custom_hooks']) == sorted(h['type'] for h in second['custom_hooks']) == \
+        ['NonFiniteLossHook', 'PreemptionHook', 'RandomStateHook']
+    dataset = first['train_dataloader']['dataset']
+    assert dataset['type'] == 'SeededDataset' and dataset['worker_signals'] == ['SIGTERM', 'SIGUSR1']
+    assert dataset['dataset']['type'] != 'SeededDataset'

@@ -18,20 +18,26 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from test_exact_resume import (ENV, LOG_LINE, ROOT, descendants, free_port, kill, last_checkpoint, logged, max_diff,
                                running, write_config)
 
-from effvit_mm.engine.checkpoints import checkpoint_problem, newest_complete_checkpoint
+from effvit_mm.checkpoint.resume import checkpoint_problem, newest_training_checkpoint
+from effvit_mm.checkpoint.safe_load import safe_load
 
 TESTS = ROOT / 'tests'
 TEST_ENV = dict(ENV, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS), os.environ.get('PYTHONPATH', '')]))
 
 
-def start(config, work_dir, nproc=1, workers=0, resume=False, env=None):
+def start(config, work_dir, nproc=1, workers=0, resume=False, env=None, persistent=False):
+    """tools/train.py (tools/dist_train.sh for ``nproc`` > 1) on ``config``: 4 iterations an epoch, with 2
+    processes too (1 image an iteration and process)."""
     cmd = (['bash', 'tools/dist_train.sh', str(config), str(nproc)] if nproc > 1 else
            [sys.executable, 'tools/train.py', str(config)]) + ['--work-dir', str(work_dir)]
     cmd += ['--cfg-options', 'randomness.seed=0', f'train_dataloader.num_workers={workers}',
-            'train_dataloader.persistent_workers=False'] + (['--resume'] if resume else [])
+            f'train_dataloader.persistent_workers={persistent and workers > 0}']
+    cmd += ['train_dataloader.batch_size=1'] if nproc > 1 else []
+    cmd += ['--resume'] if resume else []
     return subprocess.Popen(cmd, cwd=ROOT, env=dict(TEST_ENV, PORT=str(free_port()), **(env or {})),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -61,9 +67,9 @@ def send(proc, sig=signal.SIGTERM):
             os.kill(pid, sig)
 
 
-def signal_at(config, work_dir, at, nproc=1, workers=0):
+def signal_at(config, work_dir, at, nproc=1, workers=0, persistent=False):
     """Start a run and send SIGTERM once the log shows iteration ``at``. Returns (log, exit code)."""
-    proc, lines = start(config, work_dir, nproc, workers), []
+    proc, lines = start(config, work_dir, nproc, workers, persistent=persistent), []
     for line in proc.stdout:
         lines.append(line)
         if (iteration(line) or 0) >= at:
@@ -106,36 +112,39 @@ def detection(tmp_path_factory):
     return config, reference, tmp
 
 
-def resume_and_compare(config, work, reference, resumed_from, case, nproc=1, workers=0, **facts):
+def resume_and_compare(config, work, reference, resumed_from, case, nproc=1, workers=0, persistent=False, **facts):
     """Resume the run in ``work`` (``--resume``, auto); check it goes on after iteration ``resumed_from``
-    without training a batch twice and ends as the ``reference`` run (0.0; 12 iterations with 1 process,
-    6 with 2). Returns the resumed log."""
-    total = 12 // nproc
-    log = run_to_end(config, work, nproc=nproc, workers=workers, resume=True)
+    and logs every later iteration once, every later epoch whole (no batch trained twice or skipped), and
+    ends as the ``reference`` run (0.0; 12 iterations). Returns the resumed log."""
+    total = 12
+    log = run_to_end(config, work, nproc=nproc, workers=workers, resume=True, persistent=persistent)
     assert f'iter: {resumed_from}' in log and 'not an exact continuation' not in log, log[-3000:]
-    if nproc == 1:
-        trained = sorted({iteration(line) for line in log.splitlines() if iteration(line)})
-        assert trained == list(range(resumed_from + 1, total + 1))  # no batch trained twice
+    trained = [iteration(line) for line in log.splitlines() if iteration(line)]
+    assert trained == list(range(resumed_from + 1, total + 1)), (trained, log[-3000:])
     result = compare(reference, work)
     shutil.rmtree(work)  # checkpoints of 360 MB: the slow checks would take many GB of disk
-    print(json.dumps(dict(case=case, processes=nproc, workers=workers, **facts, resumed_from=resumed_from, **result)))
+    print(json.dumps(dict(case=case, processes=nproc, workers=workers, persistent_workers=persistent, **facts,
+                          resumed_from=resumed_from, **result)))
     assert result['weights'] == result['optimizer'] == result['losses'] == 0.0 and result['iters'] == total, result
     return log
 
 
-def sigterm_then_resume(detection, nproc, workers):
+def sigterm_then_resume(detection, nproc, workers, persistent=False):
+    """SIGTERM inside epoch 1 or 2 (so that a whole epoch follows the resumed one), then --resume."""
     config, _, tmp = detection
     reference = two_process_reference(detection) if nproc > 1 else detection[1]
-    per_epoch = 4 // nproc  # 8 images, 2 an iteration and process
-    # inside epoch 2 or 3, not at the last two iterations (the run may do one more before it stops)
-    at = random.choice([k for k in range(per_epoch + 1, 3 * per_epoch - 1) if k % per_epoch])
-    work = tmp / f'sigterm_{nproc}_{workers}'
-    log, code = signal_at(config, work, at, nproc, workers)
+    per_epoch = 4  # 8 images: 2 an iteration with 1 process, 1 an iteration and process with 2
+    # The signal follows the log line of iteration `at`; the ranks agree to stop after that iteration, the next
+    # or (rarely) the one after: all three inside epoch 1 or 2.
+    inside = [k for k in range(1, 2 * per_epoch) if k % per_epoch]
+    at = random.choice([k for k in inside if k + 1 in inside and k + 2 in inside])
+    work = tmp / f'sigterm_{nproc}_{workers}{"_persistent" if persistent else ""}'
+    log, code = signal_at(config, work, at, nproc, workers, persistent)
     assert code == 75 if nproc == 1 else code != 0, log[-3000:]
     stopped = int(re.search(r'SIGTERM received: stopped after iteration (\d+) \(epoch \d+\), saved iter_\1\.pth',
                             log)[1])
-    assert at <= stopped < 3 * per_epoch and (work / f'iter_{stopped}.pth').is_file()
-    log = resume_and_compare(config, work, reference, stopped, 'SIGTERM', nproc, workers, signal_at=at,
+    assert at <= stopped < 2 * per_epoch and stopped % per_epoch and (work / f'iter_{stopped}.pth').is_file()
+    log = resume_and_compare(config, work, reference, stopped, 'SIGTERM', nproc, workers, persistent, signal_at=at,
                              iterations_trained_again=0)
     assert f'resumed epoch: {(stopped - 1) // per_epoch}, iter: {stopped}' in log
 
@@ -149,13 +158,14 @@ def two_process_reference(detection):
 
 
 def test_sigterm_inside_an_epoch_saves_that_iteration_and_resumes_exactly(detection):
-    sigterm_then_resume(detection, nproc=1, workers=0)
+    """As mmdet's COCO configs load: 2 persistent workers (they keep the batch sampler of their first epoch)."""
+    sigterm_then_resume(detection, nproc=1, workers=2, persistent=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('nproc,workers', [(1, 2), (2, 0), (2, 2)])
-def test_sigterm_then_resume_with_processes_and_workers(detection, nproc, workers):
-    sigterm_then_resume(detection, nproc, workers)
+@pytest.mark.parametrize('nproc,workers,persistent', [(1, 0, False), (2, 0, False), (2, 2, True)])
+def test_sigterm_then_resume_with_processes_and_workers(detection, nproc, workers, persistent):
+    sigterm_then_resume(detection, nproc, workers, persistent)
 
 
 @pytest.mark.slow
@@ -177,8 +187,9 @@ def test_sigterm_in_an_iteration_based_loop_resumes_exactly(tmp_path):
 @pytest.mark.slow
 def test_kill_while_writing_a_checkpoint_then_resume_auto(detection):
     """SIGKILL while epoch_2.pth is being written (slowly, by tests/toy_task.py's backend): no epoch_2.pth
-    is left, only its temporary file, which the resumed run removes; a truncated checkpoint from another
-    writer is passed over in one line; --resume takes epoch_1.pth and the run ends as the uninterrupted one."""
+    is left, only its temporary file, which the resumed run removes; a truncated epoch_3.pth from another
+    writer is not taken: --resume takes epoch_1.pth (last_checkpoint names it) and the run ends as the
+    uninterrupted one."""
     config, reference, tmp = detection
     work = tmp / 'killed_writing'
     proc, lines, killed = start(faulty(config, 'slow', slow='epoch_2.pth'), work), [], False
@@ -196,10 +207,10 @@ def test_kill_while_writing_a_checkpoint_then_resume_auto(detection):
     # a truncated newest file, as a non-atomic writer leaves it
     whole = (reference / 'epoch_3.pth').read_bytes()
     (work / 'epoch_3.pth').write_bytes(whole[:len(whole) // 2])
-    assert newest_complete_checkpoint(work) == str(work / 'epoch_1.pth')
+    assert newest_training_checkpoint(work)[0] == str(work / 'epoch_1.pth')
     log = resume_and_compare(config, work, reference, 4, 'SIGKILL while writing epoch_2.pth', killed_at=8,
                              iterations_trained_again=4)
-    assert re.search(r'checkpoint .*epoch_3\.pth is unreadable \(.*\): resuming from the previous complete one', log)
+    assert f'resuming from {work}/epoch_1.pth (epoch 1, iteration 4; named by last_checkpoint)' in log
     assert f'removed {partial[0]}, left by a save that was killed before it ended' in log
 
 
@@ -224,11 +235,11 @@ def test_a_full_disk_fails_the_save_in_one_line_and_keeps_the_previous_checkpoin
 @pytest.mark.slow
 @pytest.mark.parametrize('how', ['second signal', 'deadline'])
 def test_a_second_signal_or_the_deadline_ends_a_slow_save(detection, how):
-    """SIGTERM at iteration 2; the preemption checkpoint is written slowly (tests/toy_task.py's backend).
-    A second SIGTERM 3 s later, or a deadline of 3 s, ends the process at once with 128 + 15, without
-    waiting for the checkpoint, which is never renamed into place."""
+    """SIGTERM at iteration 2; the preemption checkpoint (of iteration 3) is written slowly (tests/toy_task.py's
+    backend). A second SIGTERM 3 s later, or a deadline of 8 s (an iteration, then the save), ends the process
+    at once with 128 + 15, without waiting for the checkpoint, which is never renamed into place."""
     config, _, tmp = detection
-    deadline = 3 if how == 'deadline' else 60
+    deadline = 8 if how == 'deadline' else 60
     slow = faulty(config, f'slow_{deadline}', slow='.pth')
     slow = with_toy_task(slow, f'deadline_{deadline}',
                          f"custom_hooks = [dict(type='PreemptionHook', deadline={deadline})]")
@@ -311,7 +322,7 @@ def test_dist_train_restarts_a_killed_rank_and_finishes_exactly(detection):
     proc, lines, killed = start(config, work, nproc=2, env=dict(MAX_RESTARTS='1')), [], None
     for line in proc.stdout:
         lines.append(line)
-        if killed is None and (iteration(line) or 0) >= 3:
+        if killed is None and (iteration(line) or 0) >= 5:  # inside epoch 2, after epoch_1.pth
             ranks = [p for p in descendants(proc.pid) if b'--launcher' in Path(f'/proc/{p}/cmdline').read_bytes()]
             rank1 = [p for p in ranks if 'LOCAL_RANK=1' in Path(f'/proc/{p}/environ').read_text(errors='ignore')]
             os.kill(rank1[0], signal.SIGKILL)
@@ -325,3 +336,91 @@ def test_dist_train_restarts_a_killed_rank_and_finishes_exactly(detection):
                           resumed_from=resumed, iterations_trained_again=killed - resumed, **result)))
     assert result['weights'] == result['optimizer'] == result['losses'] == 0.0, result
     assert not any(map(running, descendants(proc.pid)))
+
+
+def toy_run(tmp_path, name, extra, *args):
+    """tools/train.py on the toy task (12 iterations, a checkpoint every 4) with ``extra`` config lines."""
+    from toy_task import write_config as toy_config
+    base = toy_config(tmp_path / f'{name}_base.py', tmp_path / 'unused')
+    config = tmp_path / f'{name}.py'
+    config.write_text(f"_base_ = './{base.name}'\n{extra}\n")
+    cmd = [sys.executable, 'tools/train.py', str(config), '--work-dir', str(tmp_path / 'work'), *args]
+    return subprocess.Popen(cmd, cwd=ROOT, env=TEST_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_max_keep_ckpts_keeps_the_previous_checkpoint_until_the_new_one_is_written(tmp_path):
+    """max_keep_ckpts=1 and SIGKILL while iter_8.pth is written: iter_4.pth is still there (mmengine removes
+    it before writing), --resume goes on from it, and the end keeps only iter_12.pth."""
+    keep_one = ("default_hooks = dict(checkpoint=dict(max_keep_ckpts=1, backend_args=dict("
+                "backend='faulty_atomic_local', slow='iter_8.pth')))")
+    proc, killed = toy_run(tmp_path, 'keep_one', keep_one), False
+    for line in proc.stdout:
+        if line.startswith('writing') and line.strip().endswith('iter_8.pth'):
+            kill(proc.pid)
+            killed = True
+            break
+    proc.wait(timeout=60)
+    work = tmp_path / 'work'
+    assert killed and sorted(p.name for p in work.glob('iter_*.pth')) == ['iter_4.pth']
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_4.pth')
+    log, code = finish(toy_run(tmp_path, 'keep_one_resumed', keep_one.replace("'iter_8.pth'", "'none'"), '--resume'))
+    assert code == 0 and 'resumed epoch: 0, iter: 4' in log, log[-3000:]
+    assert sorted(p.name for p in work.iterdir() if p.suffix == '.pth' or '.tmp' in p.name) == ['iter_12.pth']
+
+
+def test_a_slow_teardown_after_the_preemption_checkpoint_still_exits_with_the_preemption_code(tmp_path):
+    """SIGTERM after iteration 3, a deadline of 2 s and an exit that would take 60 s: the checkpoint is
+    saved, and the deadline ends the process with 75 (a requeue), not 128 + 15."""
+    from effvit_mm.engine.hooks.preemption_hook import DEADLINE
+    assert DEADLINE < 30  # ends before Slurm's default KillWait and torchrun's grace period
+    extra = ("custom_hooks = [dict(type='SignalAt', iteration=3), dict(type='SlowExit', seconds=60), "
+             "dict(type='PreemptionHook', deadline=2)]")
+    started = time.monotonic()
+    log, code = finish(toy_run(tmp_path, 'slow_exit', extra))
+    assert code == 75 and time.monotonic() - started < 40, (code, log[-3000:])
+    assert 'SIGTERM received: stopped after iteration 4, saved iter_4.pth' in log
+
+
+def test_atomic_writes_make_the_rename_durable(tmp_path, monkeypatch):
+    """The file is fsynced before its rename, the folder after it (a power cut keeps the new name)."""
+    from effvit_mm.checkpoint import atomic
+    synced, fsync = [], os.fsync
+    monkeypatch.setattr(atomic.os, 'fsync', lambda fd: (synced.append(os.readlink(f'/proc/self/fd/{fd}')), fsync(fd)))
+    replace = os.replace
+    monkeypatch.setattr(atomic.os, 'replace', lambda a, b: (synced.append('rename'), replace(a, b)))
+    atomic.atomic_write(tmp_path / 'f.pth', lambda f: f.write(b'x'))
+    assert synced == [f'{tmp_path}/f.pth.tmp{os.getpid()}', 'rename', str(tmp_path)]
+
+
+def test_one_reduction_an_iteration_and_random_states_gathered_only_for_checkpoints(tmp_path, monkeypatch):
+    """The toy task (12 iterations, a checkpoint every 4) with every hook of tools/train.py: one all_reduce
+    an iteration (the preemption and non-finite-loss flags together), the random states gathered for the
+    3 checkpoints and the end of the (one) epoch only, and each checkpoint holds the states of its own
+    iteration."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from toy_task import write_config as toy_config
+
+    from effvit_mm.engine import enable_exact_resume, enable_fault_tolerance, stop_flags
+    from effvit_mm.engine.exact_resume import get_random_states
+    from effvit_mm.engine.hooks import random_state_hook
+    cfg = Config.fromfile(toy_config(tmp_path / 'toy.py', tmp_path / 'work', max_iters=12, interval=4))
+    enable_exact_resume(cfg)
+    enable_fault_tolerance(cfg)
+    calls = dict(all_reduce=0, all_gather_object=[])
+    monkeypatch.setattr(stop_flags, 'all_reduce', lambda t, op: calls.update(all_reduce=calls['all_reduce'] + 1))
+    states_at = {}
+
+    def gather(states):
+        calls['all_gather_object'].append(runner.iter)
+        states_at[runner.iter] = states
+        return [states]
+
+    monkeypatch.setattr(random_state_hook, 'all_gather_object', gather)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert calls == dict(all_reduce=12, all_gather_object=[3, 7, 11, 12])
+    for it in (4, 8, 12):
+        saved = safe_load(tmp_path / f'work/iter_{it}.pth')['random_states'][0]
+        assert torch.equal(saved['torch'], states_at[it - 1]['torch'])
+    assert get_random_states().keys() == saved.keys()

@@ -11,7 +11,7 @@
 512x512), from the uint8 image to the final data sample: mmdet / mmseg eager (the anchor), the deploy form
 in PyTorch and each of ``--backends`` (exported folders), with each call split into backbone + neck,
 heads and pre / post-processing; the final score threshold is set so that ``--candidates`` class scores
-pass (see effvit_mm/deployment/latency.py).
+pass (see effvit_mm/analysis/latency.py).
 
 What is timed: a ``family:arch`` spec is the variant's ImageNet classifier (``configs/<family>_<arch>_in1k.py``,
 logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewise; a detection or
@@ -34,7 +34,7 @@ How: all entries of one input size are timed in the same rounds, ``--repeats`` r
 (``--gemm-size``; ``a @ b`` of two square matrices, by torch.mm and, on CPU, by oneDNN; the peak is
 the faster; fp16 with ``--amp``), so that noise reaches all alike. Reported: median
 images/s, median ms per batch (the latency with ``--batch 1``), multiply-adds per image
-(effvit_mm.deployment.mac_count), achieved GFLOP/s = 2 x MACs x img/s and its fraction of the GEMM peak of the same
+(effvit_mm.analysis.mac_count), achieved GFLOP/s = 2 x MACs x img/s and its fraction of the GEMM peak of the same
 run, ratios of our entries to the others (vs our eval, vs timm's twin, vs peers / external), and the
 fastest backend of each model.
 Compare ratios inside one run; absolute figures on a shared machine vary by 10% or more.
@@ -51,9 +51,9 @@ import tempfile
 import torch
 from mmengine import mkdir_or_exist
 
-from effvit_mm.deployment.mac_count import macs
+from effvit_mm.analysis.mac_count import macs
 from effvit_mm.deployment import BACKENDS
-from effvit_mm.deployment.benchmark import (classifier_entries, external_entries, features_entries, gemm_entries, prepare,
+from effvit_mm.analysis.benchmark import (classifier_entries, external_entries, features_entries, gemm_entries, prepare,
                                  time_rounds, timm_entries)
 from effvit_mm.models.family import get_family
 from effvit_mm.deployment.runtimes import RUNTIMES
@@ -257,7 +257,7 @@ def write(rows, skipped, out):
 
 def whole(args):
     """``--whole``: time the configs' whole models, print and write the rows (JSON + Markdown)."""
-    from effvit_mm.deployment.latency import markdown, time_whole_models
+    from effvit_mm.analysis.latency import markdown, time_whole_models
     try:
         rows = time_whole_models(args.models, args.backends, args.warmup, args.repeats, input_shape(args.shape),
                                  args.candidates or None)

@@ -1,4 +1,4 @@
-"""Parameters and multiply-adds (mmengine's FlopAnalyzer, see effvit_mm/deployment/mac_count.py) of a config's model.
+"""Parameters and multiply-adds (mmengine's FlopAnalyzer, see effvit_mm/analysis/mac_count.py) of a config's model.
 
     python tools/analysis_tools/get_flops.py CONFIG [--shape H [W]] [--cfg-options k=v ...] [--out FILE.json]
 
@@ -13,7 +13,7 @@ import json
 
 from mmengine.config import DictAction
 
-from effvit_mm.deployment.mac_count import count
+from effvit_mm.analysis.mac_count import count
 from effvit_mm.apis.targets import build_target, input_shape
 
 

@@ -1,14 +1,17 @@
-"""Export a whole detector (Mask R-CNN, Faster R-CNN, RetinaNet) or segmentor (EncoderDecoder, e.g.
-Semantic FPN) into a folder that runs without building the model.
+"""Export a whole detector (Mask R-CNN, RetinaNet) or segmentor (EncoderDecoder, e.g. Semantic FPN) into a
+folder that runs without building the model.
 
     python tools/deployment/export_model.py CONFIG_OR_NAME [CHECKPOINT] --out DIR
         [--backend onnxruntime|openvino|aot] [--partial-checkpoint] [--cfg-options k=v ...]
 
 DIR receives the graphs (backbone in its deploy form + neck + heads; RoI heads as their own graph;
-dynamic image size), deploy.json (pre- and post-processing parameters, class names). Evaluate it with
-`python tools/test.py CONFIG DIR --deployed`, draw with `python tools/demo.py CONFIG IMAGES --deployed DIR`,
-or in Python: `effvit_mm.deployment.DeployedModel(DIR)`. Without CHECKPOINT the weights are random
-(a warning says so).
+dynamic image size), deploy.json (pre- and post-processing parameters, class names); it is written
+beside DIR and renamed into place once complete (an earlier export in DIR is replaced). Evaluate it with
+`python tools/test.py CONFIG DIR --deployed` (`tools/dist_test.sh CONFIG DIR N --deployed` in N
+processes; `--cfg-options model.test_cfg...` changes thresholds without a new export), draw with
+`python tools/demo.py CONFIG IMAGES --deployed DIR`, or in Python:
+`model = effvit_mm.deployment.init_deployed(CONFIG, DIR)` for mmdet's `inference_detector(model, img)` /
+mmseg's `inference_model(model, img)`. Without CHECKPOINT the weights are random (a warning says so).
 """
 import argparse
 import sys

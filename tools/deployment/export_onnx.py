@@ -8,8 +8,8 @@ feature maps) to ONNX and check it against onnxruntime.
 CONFIG (a config file or its model-zoo name, tools/misc/model_zoo.py list):
 an mmpretrain classifier config; the output is ``logits`` (model(x, mode='tensor')), the default
 input size its test crop. An mmdet / mmseg config: its backbone + neck (``extract_feat``), outputs
-``feat0``, ``feat1``, ... (one per pyramid level), default input 800x1333 / 512x512; the heads, with
-their proposal sampling and NMS, are not exported (that is mmdeploy's job). SPEC ``family:arch``
+``feat0``, ``feat1``, ... (one per pyramid level), default input 800x1333 / 512x512; the heads are
+not exported here (tools/deployment/export_model.py exports whole detectors and segmentors). SPEC ``family:arch``
 (``shvit:s1``, ``swiftformer:xs``, ``litv2:s``): the backbone alone, outputs ``feat0``, ``feat1``, ...,
 default input 224x224. Without ``--checkpoint`` the weights are random (a warning says so); a
 checkpoint that does not fit the model is refused in one line (``--partial-checkpoint``: load what

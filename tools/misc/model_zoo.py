@@ -14,7 +14,7 @@ import json
 import os.path as osp
 
 from effvit_mm.apis.model_zoo import README, get_entry, list_models, render_readme
-from effvit_mm.deployment.mac_count import count_entry
+from effvit_mm.analysis.mac_count import count_entry
 
 
 def parse_args():

@@ -1,5 +1,5 @@
 """Timing helpers for ``tools/analysis_tools/benchmark.py``: what is timed (entries), each entry's check against eager,
-interleaved timing rounds and the machine's fp32 GEMM peak (multiply-adds: :mod:`effvit_mm.deployment.mac_count`).
+interleaved timing rounds and the machine's fp32 GEMM peak (multiply-adds: :mod:`effvit_mm.analysis.mac_count`).
 
 Every entry of one input size is timed in the same rounds (one batch each per round, in turn), with the
 GEMM reference as one more entry, so that machine noise reaches all of them alike and the ratios of one
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import torch
 from mmengine.config import Config
 
-from .export_tools import scaled_diff
+from ..apis.targets import Call, build_backbone, build_target, imagenet_config, parse_spec, test_crop
+from ..deployment.export_tools import scaled_diff
+from ..deployment.runtimes import RUNTIMES, RuntimeUnavailable, as_list, build_runtime
 from ..models.layers import fuse, switch_to_deploy
 from ..models.layers.onednn import linear_pointwise, onednn_available
-from .runtimes import RUNTIMES, RuntimeUnavailable, as_list, build_runtime
-from ..apis.targets import Call, build_backbone, build_target, imagenet_config, parse_spec, test_crop
 
 __all__ = ['Entry', 'classifier_entries', 'features_entries', 'timm_entries', 'external_entries',
            'gemm_entries', 'prepare', 'time_rounds']

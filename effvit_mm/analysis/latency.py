@@ -33,9 +33,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, MODELS
 
 from ..apis.model_zoo import resolve_config
-from .runtimes import RuntimeUnavailable
-from .deployed_model import DeployedModel
-from .export import deployed_in_pytorch, export_model
+from ..deployment.deployed_model import DeployedModel
+from ..deployment.export import deployed_in_pytorch, export_model
+from ..deployment.runtimes import RuntimeUnavailable
 
 __all__ = ['PARTS', 'calibrated_threshold', 'score_threshold_key', 'time_whole_models']
 
