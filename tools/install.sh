@@ -232,7 +232,7 @@ fi
 [[ $GPU == 1 ]] && ! "$PY" -c 'import sys, mmcv.ops; sys.exit(mmcv.ops.get_compiling_cuda_version() == "not available")' 2>/dev/null \
   && log "GPU: mmcv has CPU kernels only; effvit_mm routes nms, roi_align and sigmoid_focal_loss on CUDA tensors (--cuda-ops builds mmcv's own)"
 
-# Documentation tools (tools/requirements-docs.txt: sphinx, myst-parser), reinstalled when a pin is not met;
+# Documentation tools (tools/requirements-docs.txt: sphinx, myst-parser, the furo theme), reinstalled when a pin is not met;
 # online only, since the wheelhouses of tools/misc/make_wheelhouse.py do not carry them.
 docs_ok() {
   "$PY" - "$ROOT/tools/requirements-docs.txt" <<'PY' 2>/dev/null
