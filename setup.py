@@ -10,7 +10,7 @@ def read_version():
 
 EXTRAS = {
     'onnx': ['onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.2'],
-    'openvino': ['openvino>=2025.0'],
+    'openvino': ['openvino>=2025.0', 'nncf==3.4.0'],
     'coreml': ['coremltools==9.0'],
     'cam': ['grad-cam==1.5.7'],
 }

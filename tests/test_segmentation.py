@@ -195,6 +195,7 @@ def test_exported_short_run_gives_the_same_classes_and_miou(short_run, tmp_path)
     assert code == 0, log[-3000:]
     code, log = tool('tools/deployment/compare_model.py', config, checkpoint, deployed)
     assert code == 0 and 'OK: the deployed model' in log, log[-3000:]
+    assert re.search(r'^mIoU: PyTorch [\d.]+, deployed [\d.]+ \(diff [\d.]+, bound 0.2\)$', log, re.M), log[-3000:]
     worst = float(re.search(r'pixels with the same class ([\d.]+)%', log).group(1))
     print(f'\nexported short run: pixels with the same class {worst:.3f}% (worst image)')
     assert worst >= 99.9
@@ -212,6 +213,25 @@ def test_exported_short_run_gives_the_same_classes_and_miou(short_run, tmp_path)
     got = inference_model(init_deployed(config, deployed), image)
     assert got.pred_sem_seg.data.shape == expected.pred_sem_seg.data.shape
     assert (got.pred_sem_seg.data == expected.pred_sem_seg.data).float().mean() >= 0.999
+
+
+@pytest.mark.slow  # .ci/run runs it
+def test_exported_short_run_at_int8_keeps_its_miou(short_run, tmp_path):
+    """The trained short run at int8 (OpenVINO, NNCF on its train images): tools/deployment/compare_model.py
+    holds its mIoU within 1.0 of mmseg's."""
+    work_dir, whole, _ = short_run
+    config, checkpoint, deployed = str(work_dir / 'config.py'), str(work_dir / 'iter_150.pth'), str(tmp_path / 'int8')
+    train_images = len(list((ade_root(config) / 'images/training').iterdir()))
+    for args in (['tools/deployment/export_model.py', config, checkpoint, '--out', deployed, '--backend', 'openvino',
+                  '--precision', 'int8', '--calib-images', str(train_images)],
+                 ['tools/deployment/compare_model.py', config, checkpoint, deployed]):
+        result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        log = result.stdout + result.stderr
+        assert result.returncode == 0, log[-3000:]
+    print('\nint8 short run:', *[line for line in log.splitlines() if line.startswith(('mIoU', '6 images'))])
+    assert re.search(r'^mIoU: PyTorch [\d.]+, deployed [\d.]+ \(diff [\d.]+, bound 1.0\)$', log, re.M), log[-3000:]
+    assert 'OK: the deployed model gives the PyTorch model\'s metrics within 1.0' in log, log[-3000:]
 
 
 def ade_root(config):

@@ -136,7 +136,8 @@ want = {'mmengine': '0.10.7', 'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpr
 for k, v in want.items():
     assert md.version(k) == v, k
 import setuptools, pkg_resources, ftfy, regex, timm, pytest, pycocotools, onnx, onnxruntime, onnxscript  # noqa
-import coremltools, openvino, pytorch_grad_cam, torchattacks  # noqa
+import coremltools, openvino, nncf, pytorch_grad_cam, torchattacks  # noqa
+assert md.version('nncf') == '3.4.0'
 from mmcv.ops import RoIAlign, nms, get_compiling_cuda_version  # compiled ops present, built for this torch
 assert (get_compiling_cuda_version() != 'not available') >= cuda_ops
 PY

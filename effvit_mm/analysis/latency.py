@@ -7,7 +7,9 @@ parts, post-processing), in every form, all in the same interleaved rounds:
 - ``mmdet`` / ``mmseg``: the config's model in eager PyTorch, as users run it today (the anchor);
 - ``pytorch``: our deploy form run eagerly (:func:`~effvit_mm.deployment.export.deployed_in_pytorch`:
   the fused backbone, the same graphs and host code as an exported folder);
-- each exported backend (:func:`~effvit_mm.deployment.export.export_model` into a temporary folder).
+- each exported backend (:func:`~effvit_mm.deployment.export.export_model` into a temporary folder), OpenVINO
+  at each of ``precisions`` (named ``openvino-int8``, ``openvino-bf16``; int8 calibrated on the benchmark
+  image: what is timed, not what is accurate; a precision this CPU does not run is left out with one line).
 
 Weights are mmdet / mmseg's initialisation (seeded), whose class scores all sit near one value: with the
 configs' score thresholds a detector then finds nothing (no mask head, no NMS), and with a threshold of 0
@@ -129,7 +131,13 @@ def calibrated_threshold(cfg, key, image, candidates, seed=0):
     return float(torch.nextafter(torch.tensor(kth), torch.tensor(-1.0)))  # ``scores > thr`` keeps the k-th
 
 
-def _runners(config, backends, workdir, image_shape, candidates, log, seed=0):
+def _forms(backends, precisions):
+    """(name, backend, precision) of the exported forms to time."""
+    return [(backend if precision == 'fp32' else f'{backend}-{precision}', backend, precision)
+            for backend in backends for precision in (precisions if backend == 'openvino' else ('fp32', ))]
+
+
+def _runners(config, backends, workdir, image_shape, candidates, log, seed=0, precisions=('fp32', )):
     """[(name, model, PartTimer)] for one config (module docstring), its scope and the benchmark image."""
     cfg = Config.fromfile(resolve_config(config))
     scope = cfg.get('default_scope')
@@ -159,20 +167,21 @@ def _runners(config, backends, workdir, image_shape, candidates, log, seed=0):
         if name in ours.graphs:
             timer.wrap(ours.graphs[name], 'module', PARTS[2])
     runners.append(('pytorch', ours, timer))
-    for backend in backends:
-        folder = f'{workdir}/{backend}'
+    for form, backend, precision in _forms(backends, precisions):
+        folder = f'{workdir}/{form}'
         start = time.perf_counter()
         try:
-            export_model(config, folder, checkpoint, backend, cfg_options=options)
+            export_model(config, folder, checkpoint, backend, cfg_options=options, precision=precision,
+                         calib_data=[image])
         except RuntimeUnavailable as error:
-            log(f'{config}: {backend} not timed: {error}')
+            log(f'{config}: {form} not timed: {error}')
             continue
         deployed = DeployedModel(folder)
         deployed.export_s = time.perf_counter() - start
         timer = PartTimer()
         for name in deployed.graphs:
             timer.wrap(deployed.graphs, name, PARTS[2] if name.endswith('_head') else PARTS[0])
-        runners.append((backend, deployed, timer))
+        runners.append((form, deployed, timer))
     return runners, scope, image
 
 
@@ -195,15 +204,16 @@ def _count(sample):
 
 @torch.no_grad()
 def time_whole_models(configs, backends=('onnxruntime', 'openvino'), warmup=1, repeats=5, shape=None,
-                      candidates=2000, log=print):
+                      candidates=2000, log=print, precisions=('fp32', )):
     """Time each config's model in every form (module docstring; ``candidates`` None: the configs' own
-    score thresholds). Returns one row (dict) per config and form: median ms per image, median ms of each
-    part, the ratio to the eager anchor, the detections (or classes) of the first call, the export time."""
+    score thresholds; ``precisions``: OpenVINO's). Returns one row (dict) per config and form: median ms per
+    image, median ms of each part, the ratio to the eager anchor, the detections (or classes) of the first
+    call, the export time."""
     rows = []
     for config in configs:
         with tempfile.TemporaryDirectory() as workdir:
             log(f'{config}: building and exporting ({", ".join(backends) or "no backend"})')
-            runners, scope, image = _runners(config, backends, workdir, shape, candidates, log)
+            runners, scope, image = _runners(config, backends, workdir, shape, candidates, log, precisions=precisions)
             h, w = image.shape[1:]
             counts = {}
             with DefaultScope.overwrite_default_scope(scope):

@@ -31,8 +31,9 @@ from mmengine.registry import MODELS
 from . import postprocess as pp
 from .runtimes import as_list, open_runtime
 
-__all__ = ['BACKENDS', 'FORMAT_VERSION', 'DeployedModel', 'PyTorchGraph', 'init_deployed', 'model_digest', 'plain_json',
-           'read_deploy_meta', 'use_deployed', 'with_test_cfg']
+__all__ = ['BACKENDS', 'FORMAT_VERSION', 'DeployedModel', 'PyTorchGraph', 'graph_input', 'init_deployed',
+           'min_side_padded', 'model_digest', 'normalise', 'padded_size', 'plain_json', 'read_deploy_meta',
+           'use_deployed', 'with_test_cfg']
 
 BACKENDS = ('onnxruntime', 'openvino', 'aot')
 FORMAT_VERSION = 2
@@ -135,6 +136,40 @@ def init_deployed(config, path, cfg_options=None, device='cpu'):
     return model.to(device).eval()
 
 
+def normalise(pre, img):
+    """A uint8 (3, H, W) image as the graphs take it: channels reordered, mean / std of deploy.json's
+    ``preprocess`` applied (float32)."""
+    if pre['bgr_to_rgb'] and img.shape[0] == 3:
+        img = img[[2, 1, 0], ...]
+    img = img.float()
+    if pre['mean'] is not None:
+        img = (img - torch.tensor(pre['mean']).view(-1, 1, 1)) / torch.tensor(pre['std']).view(-1, 1, 1)
+    return img
+
+
+def padded_size(meta, imgs):
+    """(H, W) a detector's batch of (3, h, w) ``imgs`` is padded to: the largest side, at least the folder's
+    ``min_side``, rounded up to ``pad_size_divisor`` (mmdet's DetDataPreprocessor)."""
+    divisor, least = meta['preprocess']['pad_size_divisor'], meta['min_side']
+    return tuple(math.ceil(max(least, *(i.shape[d] for i in imgs)) / divisor) * divisor for d in (1, 2))
+
+
+def graph_input(meta, img):
+    """The (1, 3, H, W) input of the image graph for the uint8 (3, h, w) ``img`` alone, as :class:`DeployedModel`
+    feeds it (calibration data for quantization)."""
+    x = normalise(meta['preprocess'], img)
+    if meta['task'] == 'detection':
+        h, w = padded_size(meta, [x])
+        return F.pad(x, (0, w - x.shape[2], 0, h - x.shape[1]), value=meta['preprocess']['pad_value'])[None]
+    return min_side_padded(meta, x)[None]
+
+
+def min_side_padded(meta, x):
+    """A segmentor's (C, h, w) image zero-padded (bottom / right) up to the folder's ``min_side``."""
+    least = meta['min_side']
+    return F.pad(x, (0, max(least - x.shape[2], 0), 0, max(least - x.shape[1], 0)))
+
+
 class PyTorchGraph:
     """A graph module (:mod:`~effvit_mm.deployment.graphs`) run eagerly as a backend runs its file:
     ``*inputs -> [tensor, ...]``, without gradients."""
@@ -170,7 +205,8 @@ class DeployedModel(BaseModel):
         if test_cfg:
             self.meta['postprocess'] = with_test_cfg(self.meta['postprocess'], test_cfg)
         self.path = path
-        self._use({name: open_runtime(osp.join(path, g['file']), self.meta['backend'])
+        precision = self.meta.get('precision', 'fp32')  # folders written before precisions were all fp32
+        self._use({name: open_runtime(osp.join(path, g['file']), self.meta['backend'], precision)
                    for name, g in self.meta['graphs'].items()})
 
     @classmethod
@@ -194,27 +230,14 @@ class DeployedModel(BaseModel):
             raise ValueError(f"a deployed model only predicts (mode='predict'), not mode={mode!r}")
         return self.predict(inputs, data_samples)
 
-    # pre-processing -------------------------------------------------------------------------------
-    def _normalise(self, img):
-        pre = self.meta['preprocess']
-        if pre['bgr_to_rgb'] and img.shape[0] == 3:
-            img = img[[2, 1, 0], ...]
-        img = img.float()
-        if pre['mean'] is not None:
-            img = (img - torch.tensor(pre['mean']).view(-1, 1, 1)) / torch.tensor(pre['std']).view(-1, 1, 1)
-        return img
-
     def predict(self, inputs, data_samples):
         """``inputs``: uint8 (3, H, W) images (a list or a stacked batch) on any device; ``data_samples``:
         their mmdet / mmseg data samples with the test pipeline's metainfo. Returns the samples with
         predictions, on the images' device."""
         device = inputs[0].device
-        imgs = [self._normalise(img.cpu()) for img in inputs]
+        imgs = [normalise(self.meta['preprocess'], img.cpu()) for img in inputs]
         if self.task == 'detection':
-            divisor = self.meta['preprocess']['pad_size_divisor']
-            least = self.meta['min_side']
-            h = math.ceil(max(least, *(i.shape[1] for i in imgs)) / divisor) * divisor
-            w = math.ceil(max(least, *(i.shape[2] for i in imgs)) / divisor) * divisor
+            h, w = padded_size(self.meta, imgs)
             for img, sample in zip(imgs, data_samples):
                 x = F.pad(img, (0, w - img.shape[2], 0, h - img.shape[1]), value=self.meta['preprocess']['pad_value'])
                 sample.set_metainfo(dict(batch_input_shape=(h, w), pad_shape=(h, w)))
@@ -222,11 +245,9 @@ class DeployedModel(BaseModel):
         else:
             from mmengine.structures import PixelData
             post = self.meta['postprocess']
-            least = self.meta['min_side']
             for img, sample in zip(imgs, data_samples):
                 h, w = img.shape[1:]
-                x = F.pad(img, (0, max(least - w, 0), 0, max(least - h, 0)))
-                logits = self.graphs['segmentor'](x[None])[0][0, :, :h, :w]
+                logits = self.graphs['segmentor'](min_side_padded(self.meta, img)[None])[0][0, :, :h, :w]
                 logits, pred = pp.segmentation_result(logits, (0, 0, 0, 0), sample.metainfo['ori_shape'],
                                                       post['align_corners'], post['threshold'])
                 sample.set_data(dict(seg_logits=PixelData(data=logits.to(device)),

@@ -6,7 +6,9 @@ that :class:`~effvit_mm.deployment.DeployedModel` runs without building the mode
   (AOTInductor ``.pt2`` packages; they call torchvision's ``roi_align`` kernel, so torchvision must be
   importable where they run). Inputs have dynamic height and width (RoI counts too), so one folder serves
   every image size; the backbone is in its portable deploy form (LITv2's DTM as sampling + GEMM).
-- ``deploy.json``: the backend, the graphs' files and inputs / outputs, the pre-processing (mean, std,
+- OpenVINO folders at a lower precision (``precision``: bf16, or int8 with the image graph quantized by
+  NNCF on calibration images; :mod:`effvit_mm.deployment.precision`).
+- ``deploy.json``: the backend and precision, the graphs' files and inputs / outputs, the pre-processing (mean, std,
   channel order, padding), the post-processing parameters (anchors, box coders, test_cfg, RoI
   extraction), the class names and palette, and a digest of the config's model (a folder used with
   another config is refused).
@@ -14,9 +16,10 @@ that :class:`~effvit_mm.deployment.DeployedModel` runs without building the mode
 The folder is written beside ``out_dir`` and renamed into place once complete: a failed or killed
 export leaves an earlier folder as it was.
 
-Each graph is checked once written: run by its backend on inputs of other sizes than the traced ones
-(:func:`probe_inputs`), it must give PyTorch's outputs within :data:`VERIFY_TOL` of their scale, or the
-export fails (:func:`verify_graph`); the largest difference is kept in ``deploy.json``.
+Each graph is checked once written (an int8 graph before it is quantized): run by its backend on inputs of
+other sizes than the traced ones (:func:`probe_inputs`), it must give PyTorch's outputs within
+:data:`VERIFY_TOL` of their scale, or the export fails (:func:`verify_graph`); the largest difference is
+kept in ``deploy.json``.
 """
 import contextlib
 import json
@@ -32,6 +35,7 @@ from ..models.layers import fuse
 from .deployed_model import BACKENDS, FORMAT_VERSION, DeployedModel, PyTorchGraph, plain_json, model_digest
 from .graphs import DenseGraph, RoIGraph, SegGraph, roi_align_params, symbolic_upsampling
 from .postprocess import check_nms_cfg
+from .precision import IMAGE_GRAPHS, calibration_inputs, check_precision, quantize_graph, tuned_on
 from .runtimes import RuntimeUnavailable, open_runtime, save_aot, save_openvino
 
 __all__ = ['VERIFY_TOL', 'deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'postprocess_params',
@@ -259,13 +263,15 @@ def _save_graph(module, inputs, input_names, output_names, dynamic_shapes, backe
     return f'{name}.xml'
 
 
-def describe(cfg, model, backend, config=None, checkpoint=None):
+def describe(cfg, model, backend, config=None, checkpoint=None, precision='fp32'):
     """``deploy.json``'s contents for the built detector / segmentor ``model`` of ``cfg`` (its
     ``graphs`` still empty); ``backend`` 'pytorch' (no graph file: :func:`deployed_in_pytorch`) takes
-    images of every size."""
+    images of every size. Folders at another precision than fp32 record the machine they were made on."""
     classes, palette = _class_meta(cfg)
+    machine = dict(exported_on=tuned_on()) if precision != 'fp32' else {}
     return dict(format=FORMAT_VERSION, task='detection' if cfg.default_scope == 'mmdet' else 'segmentation',
-                backend=backend, config=osp.basename(str(config)) if config else None, model_digest=model_digest(cfg),
+                backend=backend, precision=precision, **machine, config=osp.basename(str(config)) if config else None,
+                model_digest=model_digest(cfg),
                 min_side=MIN_SIDE.get(backend, 1), checkpoint=osp.basename(checkpoint or '') or None, graphs={},
                 preprocess=_preprocess(model), postprocess=postprocess_params(model), classes=classes, palette=palette)
 
@@ -282,14 +288,17 @@ def deployed_in_pytorch(cfg, model):
                                      {name: PyTorchGraph(part[0]) for name, part in graphs(model, 1).items()})
 
 
-def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partial=False, cfg_options=None):
+def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partial=False, cfg_options=None,
+                 precision='fp32', calib_images=300, calib_data=None):
     """Export the detector / segmentor of ``config`` (a path or model-zoo name) with ``checkpoint``'s
-    weights (random without) for ``backend`` into ``out_dir`` (module docstring). Returns the
-    ``deploy.json`` contents."""
+    weights (random without) for ``backend`` into ``out_dir`` (module docstring), at ``precision``
+    (:mod:`~effvit_mm.deployment.precision`; int8 calibrated on ``calib_images`` train images, or on
+    ``calib_data``: uint8 (3, H, W) images). Returns the ``deploy.json`` contents."""
     from ..apis.model_zoo import resolve_config
     from ..apis.targets import build_model
     if backend not in BACKENDS:
         raise ValueError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)}')
+    check_precision(precision, backend)
     cfg = Config.fromfile(resolve_config(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -302,7 +311,8 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
         model = build_model(cfg, checkpoint, partial)
         fuse(model.backbone)
         parts = graphs(model, MIN_SIDE[backend])
-        meta = describe(cfg, model, backend, config, checkpoint)
+        meta = describe(cfg, model, backend, config, checkpoint, precision)
+        calibration = calibration_inputs(cfg, meta, calib_images, images=calib_data) if precision == 'int8' else None
     with _new_folder(out_dir) as tmp:
         for name, (module, input_names, output_names, inputs, dims) in parts.items():
             module.eval()
@@ -311,6 +321,9 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
             diff = verify_graph(module, open_runtime(osp.join(tmp, file), backend), probes, name)
             meta['graphs'][name] = dict(file=file, inputs=input_names, outputs=output_names,
                                         verified_max_scaled_diff=diff)
+            if calibration and name in IMAGE_GRAPHS:
+                meta['quantization'] = dict(quantize_graph(osp.join(tmp, file), calibration[0]), graphs=[name],
+                                            calibration=calibration[1])
         with open(osp.join(tmp, 'deploy.json'), 'w') as f:
             json.dump(meta, f, indent=1)
     return meta

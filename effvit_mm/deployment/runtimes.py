@@ -10,8 +10,9 @@ for an (N, 3, H, W) float32 batch of one fixed shape:
 - ``onnxruntime``: the model exported to ONNX (:func:`effvit_mm.deployment.onnx_export.export_onnx`, opset 19) in
   onnxruntime's CPUExecutionProvider, intra-op threads = PyTorch's, thread spinning off (spinning
   threads slow every other entry of an interleaved benchmark);
-- ``openvino``: the same ONNX file in OpenVINO's CPU plugin, f32 precision, one stream, threads = PyTorch's,
-  no CPU pinning (OpenVINO's pinning would bind threads that PyTorch shares in the same process).
+- ``openvino``: the same ONNX file in OpenVINO's CPU plugin, f32 precision (bf16 for a folder exported at
+  bf16: :mod:`effvit_mm.deployment.precision`), one stream, threads = PyTorch's, no CPU pinning (OpenVINO's
+  pinning would bind threads that PyTorch shares in the same process).
 
 :func:`open_runtime` runs a file (an ONNX file, OpenVINO IR or AOTInductor package: what an exported
 folder holds) in its runtime; :func:`build_runtime` writes a model's file first (or compiles it, for
@@ -19,11 +20,13 @@ folder holds) in its runtime; :func:`build_runtime` writes a model's file first 
 is a :class:`RuntimeUnavailable` naming it.
 """
 import os.path as osp
+import platform
 
 import torch
 
 __all__ = ['RUNTIMES', 'AOTModel', 'OnnxRuntimeModel', 'OpenVINOModel', 'RuntimeUnavailable', 'as_list',
-           'build_runtime', 'open_runtime', 'save_aot', 'save_openvino']
+           'build_runtime', 'cpu_capabilities', 'open_runtime', 'openvino_module', 'refuse_emulated_bf16',
+           'save_aot', 'save_openvino']
 
 RUNTIMES = ('compile', 'aot', 'onnxruntime', 'openvino')
 
@@ -37,12 +40,26 @@ def as_list(out):
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
-def _openvino():
+def openvino_module():
+    """The openvino package, or :class:`RuntimeUnavailable` naming it."""
     try:
         import openvino
     except ImportError:
         raise RuntimeUnavailable('openvino is not installed (pip install openvino)') from None
     return openvino
+
+
+def cpu_capabilities():
+    """OpenVINO's optimization capabilities of this CPU, e.g. ['FP32', 'INT8', 'BIN', 'EXPORT_IMPORT']."""
+    return list(openvino_module().Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))
+
+
+def refuse_emulated_bf16():
+    """Raise :class:`RuntimeUnavailable` in one line on a CPU without native bf16 (OpenVINO lists no BF16)."""
+    if 'BF16' not in cpu_capabilities():
+        raise RuntimeUnavailable(f'this CPU ({platform.processor() or platform.machine()}) has no native bf16 '
+                                 '(AVX512-BF16 or AMX), where OpenVINO would emulate it more slowly than fp32: '
+                                 'use --precision int8 or fp32 here, bf16 on such a CPU')
 
 
 class _Compiled:
@@ -112,12 +129,15 @@ class OnnxRuntimeModel:
 
 class OpenVINOModel:
     """An ONNX or OpenVINO IR (.xml) file in OpenVINO's CPU plugin (module docstring),
-    ``*inputs -> [tensor, ...]``."""
+    ``*inputs -> [tensor, ...]``; ``precision``: 'fp32', 'int8' (a quantized IR: its float parts in f32)
+    or 'bf16'."""
 
-    def __init__(self, path):
-        ov = _openvino()
+    def __init__(self, path, precision='fp32'):
+        ov = openvino_module()
+        if precision == 'bf16':
+            refuse_emulated_bf16()
         config = {'INFERENCE_NUM_THREADS': torch.get_num_threads(), 'NUM_STREAMS': 1,
-                  'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': False}
+                  'INFERENCE_PRECISION_HINT': 'bf16' if precision == 'bf16' else 'f32', 'ENABLE_CPU_PINNING': False}
         try:
             self.compiled = ov.Core().compile_model(str(path), 'CPU', config)
         except RuntimeError as error:  # e.g. an ONNX op OpenVINO does not convert
@@ -131,12 +151,16 @@ class OpenVINOModel:
         return [torch.from_numpy(results[out].copy()) for out in self.compiled.outputs]
 
 
-def open_runtime(path, name):
+def open_runtime(path, name, precision='fp32'):
     """The file ``path`` run by the runtime ``name`` ('onnxruntime', 'openvino' or 'aot'):
-    ``*inputs -> [tensor, ...]``."""
+    ``*inputs -> [tensor, ...]``; ``precision`` other than 'fp32' for OpenVINO only."""
     runtimes = dict(onnxruntime=OnnxRuntimeModel, openvino=OpenVINOModel, aot=AOTModel)
     if name not in runtimes:
         raise ValueError(f'unknown runtime {name!r} for a file; choose one of {", ".join(runtimes)}')
+    if name == 'openvino':
+        return OpenVINOModel(path, precision)
+    if precision != 'fp32':
+        raise ValueError(f'{name} runs fp32 files, not {precision}')
     return runtimes[name](path)
 
 
@@ -165,7 +189,7 @@ def build_runtime(name, model, x, workdir):
 def save_openvino(onnx_path, xml_path):
     """Convert an ONNX file to OpenVINO IR (``xml_path`` and the ``.bin`` beside it), weights kept in
     fp32 (OpenVINO's ``save_model`` would compress them to fp16 by default)."""
-    ov = _openvino()
+    ov = openvino_module()
     try:
         model = ov.convert_model(str(onnx_path))
     except Exception as error:  # OpenVINO's conversion errors have no common base class

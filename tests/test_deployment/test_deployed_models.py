@@ -28,13 +28,14 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from effvit_mm.datasets import make_ade20k, make_coco
 from effvit_mm.datasets.synthetic_ade20k import metainfo as ade_metainfo
 from effvit_mm.deployment import DeployedModel, export_model
 from effvit_mm.deployment.parity import compare_predictions, match_detections, parity_ok, summarise
+from seeded_init import random_model
 
 ROOT = Path(__file__).resolve().parents[2]
 COCO_CLASSES = ('rectangle', 'ellipse', 'triangle')
@@ -90,23 +91,6 @@ def deploy_config(name, coco, ade):
         if step['type'] == 'Resize':
             step['scale'] = scale
     return cfg
-
-
-def random_model(cfg, seed=0):
-    """The config's model with mmdet's / mmseg's initialisation, seeded (module docstring), in eval mode.
-    A RetinaNet's classifier starts every anchor at its prior (0.01, within 1e-6: a tie of all scores): its
-    weights are scaled so that the logits on a random image spread with std 1 (scores about 0.001-0.1)."""
-    torch.manual_seed(seed)
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-    model.eval()
-    classifier = getattr(getattr(model, 'bbox_head', None), 'retina_cls', None)
-    if classifier is not None:
-        with torch.no_grad():
-            logits = model.bbox_head(model.extract_feat(torch.randn(1, 3, 128, 160)))[0]
-            classifier.weight /= torch.cat([level.flatten() for level in logits]).std()
-    return model
 
 
 @pytest.fixture(scope='module')

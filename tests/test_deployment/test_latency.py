@@ -12,6 +12,7 @@ import pytest
 from mmengine.config import Config
 
 from effvit_mm.analysis.latency import PARTS, score_threshold_key, time_whole_models
+from effvit_mm.deployment.precision import cpu_capabilities
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,15 +45,20 @@ def test_each_call_is_split_into_the_parts_it_ran():
 def test_whole_mode_of_the_benchmark_tool(tmp_path):
     out = tmp_path / 'whole.json'
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py', 'configs/fpn_litv2_s_demoade20k.py', '--whole', '--backends',
-           'onnxruntime', '--shape', '64', '--warmup', '1', '--repeats', '1', '--threads', '2', '--out', str(out)]
+    cmd = [sys.executable, 'tools/analysis_tools/benchmark.py', 'configs/fpn_shvit_s4_ade20k.py', '--whole', '--backends',
+           'onnxruntime', 'openvino', '--precisions', 'int8', 'bf16', '--shape', '64', '--warmup', '1', '--repeats', '1',
+           '--threads', '2', '--out', str(out)]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = json.loads(out.read_text())
-    assert [r['form'] for r in rows] == ['mmseg', 'pytorch', 'onnxruntime']
+    bf16 = 'BF16' in cpu_capabilities()
+    assert [r['form'] for r in rows] == ['mmseg', 'pytorch', 'onnxruntime', 'openvino-int8'] + ['openvino-bf16'] * bf16
+    if not bf16:
+        assert 'openvino-bf16 not timed: this CPU' in run.stdout + run.stderr
     assert rows[2]['merged_graph'] and rows[2]['export_s'] > 0 and rows[2]['parts'][PARTS[1]] == 0
-    assert len({r['outputs'] for r in rows}) == 1  # the same classes predicted
-    assert '| configs/fpn_litv2_s_demoade20k.py | onnxruntime |' in (tmp_path / 'whole.md').read_text()
+    assert len({r['outputs'] for r in rows[:3]}) == 1  # the same classes predicted (fp32)
+    table = (tmp_path / 'whole.md').read_text()
+    assert '| configs/fpn_shvit_s4_ade20k.py | openvino-int8 |' in table and 'INT8' in table.splitlines()[0]
     bad = subprocess.run([sys.executable, 'tools/analysis_tools/benchmark.py', 'configs/shvit_s1_in1k.py', '--whole'], cwd=ROOT,
                          env=env, capture_output=True, text=True)
     assert bad.returncode != 0

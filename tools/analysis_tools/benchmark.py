@@ -6,12 +6,13 @@
     python tools/analysis_tools/benchmark.py configs/mask_rcnn_shvit_s4_coco.py --batch 1    # backbone+neck, 1333x800
     python tools/analysis_tools/benchmark.py litv2:s --external authors=/path/ref.py:cls_model:s
     python tools/analysis_tools/benchmark.py configs/mask_rcnn_shvit_s4_coco.py --whole --threads 2   # end to end
+    python tools/analysis_tools/benchmark.py configs/retinanet_shvit_s4_coco.py --whole --precisions fp32 int8
 
 ``--whole``: detection / segmentation configs timed end to end, batch 1 at the test size (1333x800,
 512x512), from the uint8 image to the final data sample: mmdet / mmseg eager (the anchor), the deploy form
-in PyTorch and each of ``--backends`` (exported folders), with each call split into backbone + neck,
-heads and pre / post-processing; the final score threshold is set so that ``--candidates`` class scores
-pass (see effvit_mm/analysis/latency.py).
+in PyTorch and each of ``--backends`` (exported folders; OpenVINO at each of ``--precisions``), with each
+call split into backbone + neck, heads and pre / post-processing; the final score threshold is set so that
+``--candidates`` class scores pass (see effvit_mm/analysis/latency.py).
 
 What is timed: a ``family:arch`` spec is the variant's ImageNet classifier (``configs/<family>_<arch>_in1k.py``,
 logits, at its test crop: SHViT-S4 256, others 224); a classifier config likewise; a detection or
@@ -56,6 +57,7 @@ from effvit_mm.deployment import BACKENDS
 from effvit_mm.analysis.benchmark import (classifier_entries, external_entries, features_entries, gemm_entries, prepare,
                                  time_rounds, timm_entries)
 from effvit_mm.models.family import get_family
+from effvit_mm.deployment.precision import PRECISIONS, cpu_capabilities, tuned_on
 from effvit_mm.deployment.runtimes import RUNTIMES
 from effvit_mm.apis.targets import input_shape, parse_spec
 PRESETS = {
@@ -72,6 +74,8 @@ def parse_args():
     p.add_argument('--whole', action='store_true', help='time whole detectors / segmentors end to end')
     p.add_argument('--backends', nargs='*', default=['onnxruntime', 'openvino'], choices=BACKENDS,
                    help='--whole: the exported backends timed beside the eager forms')
+    p.add_argument('--precisions', nargs='+', default=['fp32'], choices=PRECISIONS,
+                   help='--whole: the precisions OpenVINO is timed at (int8 calibrated on the benchmark image)')
     p.add_argument('--candidates', type=int, default=2000,
                    help="--whole: final score threshold set so that this many class scores pass (0: the configs')")
     p.add_argument('--modes', nargs='+', default=['eval', 'deploy'], choices=['eval', 'deploy', *RUNTIMES],
@@ -260,7 +264,7 @@ def whole(args):
     from effvit_mm.analysis.latency import markdown, time_whole_models
     try:
         rows = time_whole_models(args.models, args.backends, args.warmup, args.repeats, input_shape(args.shape),
-                                 args.candidates or None)
+                                 args.candidates or None, precisions=args.precisions)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f'error: {error}')
     table = markdown(rows)
@@ -270,7 +274,8 @@ def whole(args):
         json.dump(rows, f, indent=2)
     with open(osp.splitext(args.out)[0] + '.md', 'w') as f:
         load = f'{args.candidates} candidates' if args.candidates else "the configs' score thresholds"
-        f.write(f'{torch.get_num_threads()} threads, batch 1, fp32, {args.repeats} rounds (medians), {load}\n\n{table}')
+        f.write(f'{torch.get_num_threads()} threads, batch 1, {args.repeats} rounds (medians), {load}; CPU '
+                f'{tuned_on()["cpu"]} ({", ".join(cpu_capabilities())})\n\n{table}')
     print(f'written to {args.out} and {osp.splitext(args.out)[0]}.md')
 
 
