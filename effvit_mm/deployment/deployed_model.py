@@ -154,12 +154,12 @@ def padded_size(meta, imgs):
     return tuple(math.ceil(max(least, *(i.shape[d] for i in imgs)) / divisor) * divisor for d in (1, 2))
 
 
-def graph_input(meta, img):
-    """The (1, 3, H, W) input of the image graph for the uint8 (3, h, w) ``img`` alone, as :class:`DeployedModel`
-    feeds it (calibration data for quantization)."""
+def graph_input(meta, img, size=None):
+    """The (1, 3, H, W) input of the image graph for the uint8 (3, h, w) ``img``, as :class:`DeployedModel`
+    feeds it alone, or a detector in a batch padded to ``size`` (H, W) (data for quantization)."""
     x = normalise(meta['preprocess'], img)
     if meta['task'] == 'detection':
-        h, w = padded_size(meta, [x])
+        h, w = size or padded_size(meta, [x])
         return F.pad(x, (0, w - x.shape[2], 0, h - x.shape[1]), value=meta['preprocess']['pad_value'])[None]
     return min_side_padded(meta, x)[None]
 

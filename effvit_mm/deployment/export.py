@@ -35,7 +35,7 @@ from ..models.layers import fuse
 from .deployed_model import BACKENDS, FORMAT_VERSION, DeployedModel, PyTorchGraph, plain_json, model_digest
 from .graphs import DenseGraph, RoIGraph, SegGraph, roi_align_params, symbolic_upsampling
 from .postprocess import check_nms_cfg
-from .precision import IMAGE_GRAPHS, calibration_inputs, check_precision, quantize_graph, tuned_on
+from .precision import IMAGE_GRAPHS, AccuracyControl, calibration_inputs, check_precision, quantize_graph, tuned_on
 from .runtimes import RuntimeUnavailable, open_runtime, save_aot, save_openvino
 
 __all__ = ['VERIFY_TOL', 'deployed_in_pytorch', 'describe', 'export_model', 'graphs', 'postprocess_params',
@@ -289,16 +289,17 @@ def deployed_in_pytorch(cfg, model):
 
 
 def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partial=False, cfg_options=None,
-                 precision='fp32', calib_images=300, calib_data=None):
+                 precision='fp32', calib_images=300, calib_data=None, max_drop=None, val_images=None):
     """Export the detector / segmentor of ``config`` (a path or model-zoo name) with ``checkpoint``'s
     weights (random without) for ``backend`` into ``out_dir`` (module docstring), at ``precision``
     (:mod:`~effvit_mm.deployment.precision`; int8 calibrated on ``calib_images`` train images, or on
-    ``calib_data``: uint8 (3, H, W) images). Returns the ``deploy.json`` contents."""
+    ``calib_data``: uint8 (3, H, W) images; with ``max_drop``, accuracy-controlled on ``val_images`` val images,
+    all without). Returns the ``deploy.json`` contents."""
     from ..apis.model_zoo import resolve_config
     from ..apis.targets import build_model
     if backend not in BACKENDS:
         raise ValueError(f'unknown backend {backend!r}; choose one of {", ".join(BACKENDS)}')
-    check_precision(precision, backend)
+    check_precision(precision, backend, max_drop)
     cfg = Config.fromfile(resolve_config(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -313,6 +314,9 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
         parts = graphs(model, MIN_SIDE[backend])
         meta = describe(cfg, model, backend, config, checkpoint, precision)
         calibration = calibration_inputs(cfg, meta, calib_images, images=calib_data) if precision == 'int8' else None
+        if max_drop is not None:
+            from ..engine.config_switches import check_data_roots
+            check_data_roots(cfg, ['val', 'test'])
     with _new_folder(out_dir) as tmp:
         for name, (module, input_names, output_names, inputs, dims) in parts.items():
             module.eval()
@@ -321,9 +325,11 @@ def export_model(config, out_dir, checkpoint=None, backend='onnxruntime', partia
             diff = verify_graph(module, open_runtime(osp.join(tmp, file), backend), probes, name)
             meta['graphs'][name] = dict(file=file, inputs=input_names, outputs=output_names,
                                         verified_max_scaled_diff=diff)
-            if calibration and name in IMAGE_GRAPHS:
-                meta['quantization'] = dict(quantize_graph(osp.join(tmp, file), calibration[0]), graphs=[name],
-                                            calibration=calibration[1])
+        if calibration:
+            name = next(name for name in IMAGE_GRAPHS if name in meta['graphs'])
+            control = AccuracyControl(cfg, meta, tmp, max_drop, val_images) if max_drop is not None else None
+            meta['quantization'] = dict(quantize_graph(osp.join(tmp, meta['graphs'][name]['file']), calibration[0],
+                                                       control), graphs=[name], calibration=calibration[1])
         with open(osp.join(tmp, 'deploy.json'), 'w') as f:
             json.dump(meta, f, indent=1)
     return meta

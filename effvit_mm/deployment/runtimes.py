@@ -146,6 +146,13 @@ class OpenVINOModel:
                                      f'{first or str(error).strip().splitlines()[-1]}') from None
         self.request = self.compiled.create_infer_request()
 
+    @classmethod
+    def from_compiled(cls, compiled):
+        """An OpenVINO ``CompiledModel`` (e.g. one NNCF compiled) as a callable like the others."""
+        self = cls.__new__(cls)
+        self.compiled, self.request = compiled, compiled.create_infer_request()
+        return self
+
     def __call__(self, *xs):
         results = self.request.infer({i: x.numpy() for i, x in enumerate(xs)})
         return [torch.from_numpy(results[out].copy()) for out in self.compiled.outputs]

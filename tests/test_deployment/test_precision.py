@@ -60,6 +60,10 @@ def test_precisions_a_backend_or_cpu_does_not_run_are_refused_in_one_line(coco, 
         for refused in (lambda: check_precision('bf16', 'openvino'), lambda: OpenVINOModel('any.xml', 'bf16')):
             with pytest.raises(RuntimeUnavailable, match='has no native bf16 .AVX512-BF16 or AMX.'):
                 refused()
+    with pytest.raises(ValueError, match="--max-drop bounds an int8 export's accuracy loss; add --precision int8"):
+        check_precision('fp32', 'openvino', max_drop=0.01)
+    with pytest.raises(ValueError, match='--max-drop 0: give the largest metric drop to accept, e.g. 0.01'):
+        check_precision('int8', 'openvino', max_drop=0)
     monkeypatch.setitem(sys.modules, 'nncf', None)  # NNCF not installed
     with pytest.raises(RuntimeUnavailable, match=r'--precision int8 needs NNCF \(pip install nncf==3\.4\.0'):
         check_precision('int8', 'openvino')

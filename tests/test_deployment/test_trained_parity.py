@@ -10,7 +10,7 @@ segmentor 150 iterations: 2 to 11 minutes per model on 2 cores, slow checks that
 Four epochs teach the RetinaNets little (bbox AP 0.001-0.04), but their scores are those of trained
 weights, well apart, unlike a random initialisation's. .ci/run runs the demo Mask R-CNN SHViT-S4 trained
 3 epochs on 32 images (test_a_trained_demo_detector_matches_exactly: about 4 minutes). The same weights
-at int8 in OpenVINO are held to their COCO AP (within 0.010): a slow check that fails today (marked).
+at int8 in OpenVINO with --max-drop 0.01 (NNCF's accuracy control) are held to their COCO AP: a slow check.
 """
 import json
 import os
@@ -137,12 +137,29 @@ def test_a_trained_demo_detector_matches_exactly(trained_demo, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='int8 (NNCF, transformer type, every convolution and matrix product quantized) '
-                   'loses 0.043 bbox AP and 0.011 segm AP here (2026-12-07); depthwise convolutions in float: 0.029')
-def test_a_trained_demo_detector_at_int8_keeps_its_ap(trained_demo, tmp_path):
-    """The folder at int8 (OpenVINO, NNCF on the 32 train images): COCO bbox / segm AP within 0.010 of
-    PyTorch's (compare_model.py's bound), and most detections found again (label, box IoU >= 0.9)."""
-    figures = export_compare(*trained_demo, tmp_path / 'int8', '--backend', 'openvino', '--precision', 'int8',
-                             '--calib-images', 32)
-    ref, matched = (sum(s[k] for s in figures['images']) for k in ('ref', 'matched'))
-    assert ref >= 2 * len(figures['images']) and matched >= 0.5 * ref, (matched, ref)
+def test_a_trained_demo_detector_at_int8_with_max_drop_keeps_its_ap(trained_demo, tmp_path):
+    """The folder at int8 with --max-drop 0.01 (NNCF's accuracy control on the 8 test images: the config has no
+    val set): deploy.json records the fp32 bbox / segm AP PyTorch has and the int8 AP the folder has (as
+    compare_model.py measures them), within 0.010, and compare_model.py passes; where int8 of every
+    operation misses the bound, some operations are kept in float (named); the RoI graphs stay fp32."""
+    out = tmp_path / 'int8'
+    code, log = tool('tools/deployment/export_model.py', *trained_demo, '--out', out, '--backend', 'openvino',
+                     '--precision', 'int8', '--calib-images', 32, '--max-drop', 0.01)
+    assert code == 0, log[-3000:]
+    print('\n' + log.strip().splitlines()[-1])
+    meta = json.loads((out / 'deploy.json').read_text())
+    control = meta['quantization']
+    code, log = tool('tools/deployment/compare_model.py', *trained_demo, out, '--out', f'{out}.json')
+    metrics = json.loads(Path(f'{out}.json').read_text())['metrics']
+    fp32, int8 = (control['validation'][p] for p in ('fp32', 'int8'))
+    keys = ['coco/bbox_mAP', 'coco/segm_mAP']
+    assert control['method'] == 'quantize_with_accuracy_control' and control['validation']['metrics'] == keys
+    for key in keys:
+        assert (fp32[key], int8[key]) == (metrics['pytorch'][key], metrics['deployed'][key]), (control, metrics)
+        assert fp32[key] - int8[key] <= 0.010 + 1e-9 and control['validation']['images'] == 8
+    assert code == 0 and 'OK: the deployed model' in log, log[-3000:]
+    quantized = {name: (out / g['file']).read_text().count('type="FakeQuantize"') for name, g in meta['graphs'].items()}
+    every = control['validation']['int8_every_operation']
+    if max(fp32[k] - every[k] for k in keys) > 0.010:  # plain int8 misses the bound (it did on 2026-12-08)
+        assert 1 <= len(control['kept_in_float']) < control['quantized_operations'], control
+    assert quantized['bbox_head'] == quantized['mask_head'] == 0
