@@ -16,7 +16,8 @@
   on ``val_images`` val images (test images for a config without a val set), fp32 and int8, and judged by
   the largest drop of its headline metrics (COCO bbox and segm AP, mIoU); while that exceeds ``max_drop``
   (in the metrics' units: 0.01 AP, 1.0 mIoU), NNCF puts back into float the quantized operations whose
-  removal brings the image graph's outputs closest to fp32's, one group at a time, and evaluates again.
+  removal brings the image graph's outputs closest to fp32's (on the first :data:`RANKING_IMAGES` of those
+  images), one group at a time, and evaluates again.
   deploy.json names the operations kept in float and the metrics; a bound still missed with every
   operation tried is an error.
 """
@@ -43,6 +44,7 @@ __all__ = ['IMAGE_GRAPHS', 'NNCF_VERSION', 'PRECISIONS', 'AccuracyControl', 'cal
 PRECISIONS = ('fp32', 'bf16', 'int8')
 NNCF_VERSION = '3.4.0'  # tools/requirements.txt
 IMAGE_GRAPHS = ('detector', 'segmentor')  # the graphs int8 quantizes (module docstring)
+RANKING_IMAGES = 32  # --max-drop: the val images NNCF ranks operations on (by their outputs' error)
 ROUNDING = 1e-9  # metrics come rounded (mmdet: 3 decimals): a drop equal to --max-drop is within it
 
 
@@ -207,7 +209,7 @@ def quantize_graph(xml_path, inputs, control=None):
                 model, calibration, nncf.Dataset(control.items, lambda item: graph_input(control.meta, item[0], item[2]).numpy()),
                 control, max_drop=control.max_drop + ROUNDING, subset_size=len(inputs), model_type=nncf.ModelType.TRANSFORMER,
                 advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                    ranking_subset_size=len(control.items), intermediate_model_dir=tmp))
+                    ranking_subset_size=min(len(control.items), RANKING_IMAGES), intermediate_model_dir=tmp))
             whole = ov.Core().read_model(osp.join(tmp, 'intermediate_model.xml'))  # every operation quantized
         every = _quantized_operations(whole)
         whole, int8 = (control.evaluate(_compiled(m), control.items)[0] for m in (whole, quantized))
