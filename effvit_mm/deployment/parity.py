@@ -14,9 +14,8 @@ to its metrics, within :data:`METRIC_DROP` of the PyTorch model's.
 import torch
 from torchvision.ops import box_iou as _box_iou
 
-__all__ = ['HEADLINE', 'LOGIT_TOL', 'LOW_PRECISION_MATCH', 'METRIC_DROP', 'PIXEL_SHARE', 'compare_predictions', 'match_detections',
-           'parity_ok', 'pixel_agreement',
-           'summarise']
+__all__ = ['HEADLINE', 'LOGIT_TOL', 'LOW_PRECISION_MATCH', 'METRIC_DROP', 'METRIC_ROUNDING', 'PIXEL_SHARE',
+           'compare_predictions', 'match_detections', 'parity_ok', 'pixel_agreement', 'summarise']
 
 PIXEL_SHARE = 0.999  # of each image's pixels with the same class
 LOGIT_TOL = 1e-4  # scaled logit difference
@@ -24,6 +23,7 @@ LOW_PRECISION_MATCH = dict(box_iou=0.9, score_tol=float('inf'), mask_iou=0.0)
 # The largest metric difference from fp32 a lower precision may show: (COCO AP, mmseg's percentages: mIoU)
 METRIC_DROP = {'fp32': (0.002, 0.2), 'bf16': (0.003, 0.3), 'int8': (0.010, 1.0)}
 HEADLINE = r'(bbox|segm)_mAP$|^mIoU$'  # the metrics a bf16 / int8 folder is held to (COCO AP, mIoU)
+METRIC_ROUNDING = 1e-9  # metrics come rounded (mmdet: 3 decimals): a difference equal to a bound is within it
 
 
 def _mask_iou(a, b):

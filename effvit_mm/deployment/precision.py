@@ -34,7 +34,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DATASETS, DefaultScope
 
 from .deployed_model import DeployedModel, graph_input, padded_size
-from .parity import HEADLINE
+from .parity import HEADLINE, METRIC_ROUNDING
 from .runtimes import (OpenVINOModel, RuntimeUnavailable, cpu_capabilities, open_runtime, openvino_module,
                        refuse_emulated_bf16)
 
@@ -45,7 +45,6 @@ PRECISIONS = ('fp32', 'bf16', 'int8')
 NNCF_VERSION = '3.4.0'  # tools/requirements.txt
 IMAGE_GRAPHS = ('detector', 'segmentor')  # the graphs int8 quantizes (module docstring)
 RANKING_IMAGES = 32  # --max-drop: the val images NNCF ranks operations on (by their outputs' error)
-ROUNDING = 1e-9  # metrics come rounded (mmdet: 3 decimals): a drop equal to --max-drop is within it
 
 
 def _nncf():
@@ -166,7 +165,8 @@ class AccuracyControl:
         if self.metric is None:
             self.metric = next((k for k in metrics if re.search(HEADLINE, k)), None)
             if self.metric is None:
-                raise ValueError(f'--max-drop needs a COCO AP or mIoU val metric; the config gives {", ".join(metrics)}')
+                raise ValueError(f'--max-drop needs a COCO AP or mIoU val metric; the config gives '
+                                 f'{", ".join(metrics)}')
         return {k: round(float(v), 6) for k, v in metrics.items() if re.search(HEADLINE, k)}, outputs
 
     def __call__(self, compiled, items):  # NNCF's validation_fn
@@ -204,19 +204,20 @@ def quantize_graph(xml_path, inputs, control=None):
     else:
         from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
         control.reference = control.evaluate(_compiled(model), control.items)[0]
+        validation = nncf.Dataset(control.items, lambda item: graph_input(control.meta, item[0], item[2]).numpy())
         with tempfile.TemporaryDirectory() as tmp:
             quantized = nncf.quantize_with_accuracy_control(
-                model, calibration, nncf.Dataset(control.items, lambda item: graph_input(control.meta, item[0], item[2]).numpy()),
-                control, max_drop=control.max_drop + ROUNDING, subset_size=len(inputs), model_type=nncf.ModelType.TRANSFORMER,
+                model, calibration, validation, control, max_drop=control.max_drop + METRIC_ROUNDING,
+                subset_size=len(inputs), model_type=nncf.ModelType.TRANSFORMER,
                 advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                     ranking_subset_size=min(len(control.items), RANKING_IMAGES), intermediate_model_dir=tmp))
-            whole = ov.Core().read_model(osp.join(tmp, 'intermediate_model.xml'))  # every operation quantized
-        every = _quantized_operations(whole)
-        whole, int8 = (control.evaluate(_compiled(m), control.items)[0] for m in (whole, quantized))
+            every_model = ov.Core().read_model(osp.join(tmp, 'intermediate_model.xml'))  # every operation quantized
+        every = _quantized_operations(every_model)
+        whole, int8 = (control.evaluate(_compiled(m), control.items)[0] for m in (every_model, quantized))
         fp32 = control.reference
         drop = max(fp32[k] - int8[k] for k in fp32)
         kept = sorted(every - _quantized_operations(quantized))
-        if drop > control.max_drop + ROUNDING:
+        if drop > control.max_drop + METRIC_ROUNDING:
             raise ValueError(f'int8 loses {drop:.4f} ({", ".join(fp32)}: the largest drop) on {len(control.items)} '
                              f'{control.split} images with {len(kept)} operations kept in float, more than --max-drop '
                              f'{control.max_drop}: export at fp32, or accept a larger drop')

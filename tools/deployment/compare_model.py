@@ -27,8 +27,8 @@ from mmengine.runner import Runner
 
 from effvit_mm.engine.config_switches import check_data_roots, load_config
 from effvit_mm.deployment import use_deployed
-from effvit_mm.deployment.parity import (HEADLINE, LOW_PRECISION_MATCH, METRIC_DROP, compare_predictions, parity_ok,
-                                         summarise)
+from effvit_mm.deployment.parity import (HEADLINE, LOW_PRECISION_MATCH, METRIC_DROP, METRIC_ROUNDING,
+                                         compare_predictions, parity_ok, summarise)
 from effvit_mm.apis.targets import build_model
 
 
@@ -76,7 +76,7 @@ def main(argv=None):
                 diff = float(metrics[1][key]) - value
                 judged = precision == 'fp32' or re.search(HEADLINE, key)
                 off = abs(diff) if precision == 'fp32' else -diff  # bf16 / int8: held to what they lose
-                ok &= not judged or off <= tol + 1e-9  # the metrics come rounded
+                ok &= not judged or off <= tol + METRIC_ROUNDING
                 print(f'{key}: PyTorch {value:.4f}, deployed {metrics[1][key]:.4f} '
                       f'({"diff" if precision == "fp32" else "drop"} {off:.4f}{f", bound {tol}" if judged else ""})')
     elif precision != 'fp32':
